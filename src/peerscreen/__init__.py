@@ -1,0 +1,3 @@
+"""peerscreen: self-hosted peer-to-peer screen sharing."""
+
+__version__ = "0.1.0"

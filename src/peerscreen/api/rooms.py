@@ -1,0 +1,179 @@
+"""REST endpoints for rooms, viewers and mailboxes."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ..errors import ErrorCode, PeerscreenError, forbidden, invalid, unauthorized
+from ..protocol import (
+    Accepted,
+    Messages,
+    RoomCreated,
+    RoomInfo,
+    SignalPost,
+    ViewerJoined,
+    signal_payload,
+)
+from ..rooms import Role, Signal, clamp_wait
+from ..service import parse_room_id
+from .deps import SignalingDep, TokenDep, error_responses
+
+router = APIRouter(prefix="/api", tags=["rooms"])
+
+WaitQuery = Annotated[
+    float | None,
+    Query(description="Long-poll: hold the request up to this many seconds (at most 30)."),
+]
+
+
+@router.post(
+    "/rooms",
+    status_code=201,
+    response_model=RoomCreated,
+    responses=error_responses(401),
+    summary="Create a room; returns its id and the host token",
+)
+async def create_room(request: Request, service: SignalingDep, token: TokenDep) -> RoomCreated:
+    secret = service.settings.auth_secret
+    if secret is not None:
+        expected = secret.get_secret_value().encode()
+        if token is None or not hmac.compare_digest(token.encode(), expected):
+            raise unauthorized("Creating a room needs the server's AUTH_SECRET as bearer token.")
+    room, host_token = await service.create_room()
+    return RoomCreated(
+        roomId=room.room_id,
+        hostToken=host_token,
+        expiresAt=room.created_at + service.settings.room_ttl,
+        maxViewers=room.max_viewers,
+        url=str(request.base_url) + f"r/{room.room_id}",
+    )
+
+
+@router.get(
+    "/rooms/{room_id}",
+    response_model=RoomInfo,
+    responses=error_responses(401, 404),
+    summary="Room status; with the host token, each viewer's presence too",
+)
+async def get_room(room_id: str, service: SignalingDep, token: TokenDep) -> dict[str, Any]:
+    return await service.room_info(parse_room_id(room_id), token)
+
+
+@router.delete(
+    "/rooms/{room_id}",
+    response_model=Accepted,
+    responses=error_responses(401, 403, 404, 410),
+    summary="End the room (host); every viewer is told at once",
+)
+async def end_room(room_id: str, service: SignalingDep, token: TokenDep) -> Accepted:
+    host = await service.authenticate(parse_room_id(room_id), token)
+    if not host.is_host:
+        raise forbidden(
+            "Only the host can end the room; viewers leave with DELETE .../viewers/{id}."
+        )
+    await service.end_room(host.room_id, "host-ended")
+    return Accepted()
+
+
+@router.post(
+    "/rooms/{room_id}/viewers",
+    status_code=201,
+    response_model=ViewerJoined,
+    responses=error_responses(404, 409, 410),
+    summary="Join a room as a viewer; returns the viewer id and token",
+)
+async def join_room(room_id: str, service: SignalingDep) -> ViewerJoined:
+    viewer, token = await service.join(parse_room_id(room_id))
+    return ViewerJoined(
+        roomId=parse_room_id(room_id),
+        viewerId=viewer.viewer_id,
+        viewerToken=token,
+        expiresAt=viewer.joined_at + service.settings.room_ttl,
+    )
+
+
+@router.delete(
+    "/rooms/{room_id}/viewers/{viewer_id}",
+    response_model=Accepted,
+    responses=error_responses(401, 403, 404, 410),
+    summary="A viewer leaves (its own token) or is removed (host token); the host is told",
+)
+async def remove_viewer(
+    room_id: str, viewer_id: str, service: SignalingDep, token: TokenDep
+) -> Accepted:
+    actor = await service.authenticate(parse_room_id(room_id), token)
+    reason = "removed" if actor.is_host else "left"
+    await service.remove_viewer(actor, viewer_id, reason)
+    return Accepted()
+
+
+@router.get(
+    "/rooms/{room_id}/messages",
+    response_model=Messages,
+    responses=error_responses(401, 403, 404),
+    summary="Messages addressed to the caller, after a sequence number (long-poll with wait=)",
+)
+async def get_messages(
+    room_id: str,
+    service: SignalingDep,
+    token: TokenDep,
+    after: Annotated[
+        int,
+        Query(
+            ge=0,
+            description="Last sequence number already received; earlier ones are "
+            "dropped, later ones returned.",
+        ),
+    ] = 0,
+    wait: WaitQuery = None,
+) -> Messages:
+    participant = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
+    seconds = clamp_wait(wait, service.settings.max_wait)
+    messages = await service.receive(participant, after, after, seconds)
+    last = messages[-1]["seq"] if messages else after
+    return Messages(messages=messages, lastSeq=last)
+
+
+@router.post(
+    "/rooms/{room_id}/messages",
+    status_code=202,
+    response_model=Accepted,
+    responses=error_responses(401, 403, 404, 409, 410),
+    summary="Send an offer, answer or candidate to another participant",
+)
+async def post_message(
+    room_id: str, body: SignalPost, service: SignalingDep, token: TokenDep
+) -> Accepted:
+    sender = await service.authenticate(parse_room_id(room_id), token)
+    try:
+        payload = signal_payload(body.type, body.desc, body.candidate)
+    except ValueError as exc:
+        raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
+    if sender.role is Role.HOST and body.to is None and body.type != "offer":
+        raise invalid("'to' is required: say which viewer this is for.")
+    seq = await service.send(sender, Signal(body.type), body.to, payload)
+    return Accepted(seq=seq)
+
+
+@router.get(
+    "/rooms/{room_id}/ws",
+    status_code=426,
+    responses={426: {"description": "Upgrade to WebSocket: see docs/protocol.md."}},
+    summary="The participant's WebSocket (push delivery); plain HTTP gets 426",
+)
+async def socket_info(room_id: str) -> Response:
+    return JSONResponse(
+        {
+            "error": {
+                "code": "upgrade_required",
+                "message": "This endpoint speaks WebSocket: connect with ws:// or wss:// and "
+                "send a hello message (see docs/protocol.md).",
+            }
+        },
+        status_code=426,
+        headers={"Upgrade": "websocket"},
+    )

@@ -1,0 +1,182 @@
+"""The ASGI application: routes, error handling, and the store's lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import __version__
+from .api import classic, rooms, socket
+from .api.deps import error_responses
+from .config import Settings
+from .errors import ErrorCode, PeerscreenError, StoreUnavailable
+from .protocol import MAX_BODY_BYTES
+from .service import Signaling
+from .store import create_store
+
+logger = logging.getLogger("peerscreen")
+
+WEB_DIR = resources.files("peerscreen") / "web"
+
+DESCRIPTION = """
+Signaling for peer-to-peer screen sharing. A host creates a room (`POST /api/rooms`),
+viewers join it (`POST /api/rooms/{id}/viewers`), and offers, answers and ICE candidates
+travel between them through per-participant mailboxes.
+
+Delivery: push over the WebSocket `/api/rooms/{id}/ws` (protocol in `docs/protocol.md`),
+or long-poll with `wait=` on the GET endpoints. Every call carries the caller's token as
+`Authorization: Bearer <token>`. Errors are `{"error": {"code", "message"}}`.
+"""
+
+
+def error_response(error: PeerscreenError) -> JSONResponse:
+    headers = {"Retry-After": "2"} if isinstance(error, StoreUnavailable) else None
+    return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413 before anything parses them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_large = int(value) > self.limit
+                except ValueError:
+                    too_large = False
+                if too_large:
+                    await self._refuse(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _message(self) -> str:
+        return f"Request body is larger than {self.limit // 1024} KB."
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, self._message()))
+        await response(scope, receive, send)
+
+
+def _describe_validation(exc: RequestValidationError) -> PeerscreenError:
+    errors = exc.errors()
+    types = {e.get("type") for e in errors}
+    if "json_invalid" in types:
+        return PeerscreenError(ErrorCode.INVALID_REQUEST, "Request body is not valid JSON.")
+    parts = []
+    for e in errors[:3]:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+    message = "; ".join(parts)
+    if "string_too_long" in types:
+        return PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, message)
+    return PeerscreenError(ErrorCode.VALIDATION_ERROR, message)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The peerscreen application for the given settings (defaults: environment)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = create_store(settings)
+        await store.open()
+        signaling = Signaling(settings, store)
+        await signaling.start()
+        app.state.signaling = signaling
+        app.state.connections = socket.Connections()
+        logger.info("peerscreen %s: %s store", __version__, store.kind)
+        try:
+            yield
+        finally:
+            await signaling.stop()
+            await store.close()
+
+    app = FastAPI(
+        title="peerscreen",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(PeerscreenError)
+    async def on_peerscreen_error(request: Request, exc: PeerscreenError) -> JSONResponse:
+        if isinstance(exc, StoreUnavailable):
+            logger.warning("store unavailable: %s", exc.detail)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {
+            404: ErrorCode.NOT_FOUND,
+            405: ErrorCode.METHOD_NOT_ALLOWED,
+            401: ErrorCode.UNAUTHORIZED,
+            403: ErrorCode.FORBIDDEN,
+        }.get(exc.status_code, ErrorCode.INVALID_REQUEST)
+        message = {
+            404: "No such endpoint.",
+            405: "Method not allowed on this endpoint.",
+        }.get(exc.status_code, str(exc.detail))
+        response = JSONResponse(
+            {"error": {"code": code.value, "message": message}}, status_code=exc.status_code
+        )
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    app.include_router(rooms.router)
+    app.include_router(classic.router)
+    app.include_router(socket.router)
+
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Is the server up and its store reachable",
+        responses=error_responses(),
+    )
+    async def healthz(request: Request) -> dict[str, Any]:
+        signaling: Signaling = request.app.state.signaling
+        await signaling.store.ping()
+        return {"status": "ok", "store": signaling.store.kind}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(str(WEB_DIR / "index.html"))
+
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR)), name="static")
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    return app

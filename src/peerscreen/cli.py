@@ -1,0 +1,112 @@
+"""``peerscreen serve``: run the server under uvicorn.
+
+Every setting is a flag, built from :class:`~peerscreen.config.Settings`, so the flags,
+the environment variables and their help never drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from . import __version__
+from .config import Settings
+
+
+def _env_names(name: str) -> str:
+    field = Settings.model_fields[name]
+    alias = field.validation_alias
+    names = [f"PEERSCREEN_{name.upper()}"]
+    if alias is not None and hasattr(alias, "choices"):
+        names = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
+    return " or ".join(names)
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        kind: Any = str
+        if annotation in (int, float):
+            kind = annotation
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = "***"
+        shown = "unset" if default is None else default
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=kind,
+            default=None,
+            metavar=name.upper() if kind is str else kind.__name__.upper(),
+            help=f"{field.description} [env: {_env_names(name)}; default: {shown}]",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="peerscreen", description="Self-hosted peer-to-peer screen sharing."
+    )
+    parser.add_argument("--version", action="version", version=f"peerscreen {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the peerscreen server. Flags override environment variables.",
+    )
+    _add_setting_flags(serve)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    given = {
+        name: getattr(args, name)
+        for name in Settings.model_fields
+        if getattr(args, name, None) is not None
+    }
+    return Settings(**given)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            print(f"peerscreen: {where}: {error['msg']}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from .app import create_app
+
+    level = settings.log_level.lower()
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    print(
+        f"peerscreen {__version__}: http://{settings.host}:{settings.port}/ "
+        f"({settings.store_kind} store)",
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=level,
+        # Query strings carry no tokens, but request lines still say nothing worth
+        # logging per call at info level; errors are logged by the app.
+        access_log=level == "debug",
+        ws_max_size=2 * 1024 * 1024,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""Settings: one typed place for every option, read from flags and the environment.
+
+Every field can be set as ``PEERSCREEN_<NAME>``; ``REDIS_URL`` and ``AUTH_SECRET`` keep
+the unprefixed names the original design used. The CLI builds one flag per field.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server configuration. Durations are in seconds, sizes in bytes."""
+
+    model_config = SettingsConfigDict(env_prefix="PEERSCREEN_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port to listen on.")
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "PEERSCREEN_REDIS_URL", "redis_url"),
+        description="Redis URL for shared state across processes; unset: in-memory store.",
+    )
+    auth_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AUTH_SECRET", "PEERSCREEN_AUTH_SECRET", "auth_secret"),
+        description="When set, creating a room requires 'Authorization: Bearer <secret>'.",
+    )
+    room_ttl: float = Field(
+        3600.0, gt=0, description="Room data expires this long after the room's last activity."
+    )
+    max_viewers: int = Field(10, ge=1, le=1000, description="Viewers allowed in one room.")
+    grace_period: float = Field(
+        30.0, gt=0, description="A participant gone this long is reported as left."
+    )
+    heartbeat_interval: float = Field(
+        10.0, gt=0, description="Seconds between server pings on a WebSocket."
+    )
+    heartbeat_timeout: float = Field(
+        25.0, gt=0, description="A socket silent this long is dropped as dead."
+    )
+    hello_timeout: float = Field(
+        10.0, gt=0, description="A new socket must authenticate within this time."
+    )
+    max_wait: float = Field(30.0, gt=0, le=30, description="Longest long-poll wait= accepted.")
+    max_pending_messages: int = Field(
+        1000, ge=10, description="Undelivered messages one participant may hold."
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> Settings:
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
+        if self.grace_period <= self.heartbeat_interval:
+            # Presence is refreshed once per heartbeat; a shorter grace would report
+            # connected participants as gone.
+            raise ValueError("grace_period must be longer than heartbeat_interval")
+        return self
+
+    @property
+    def store_kind(self) -> str:
+        return "redis" if self.redis_url else "memory"

@@ -1,0 +1,94 @@
+"""Errors a client can cause or meet, each with a stable code, HTTP status and message.
+
+The same error reaches REST clients as ``{"error": {"code", "message"}}`` with its status,
+and WebSocket clients as an ``error`` message or a close code of ``4000 + status``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    INVALID_REQUEST = "invalid_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    ROOM_NOT_FOUND = "room_not_found"
+    VIEWER_NOT_FOUND = "viewer_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    ROOM_FULL = "room_full"
+    MAILBOX_FULL = "mailbox_full"
+    ROOM_ENDED = "room_ended"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    VALIDATION_ERROR = "validation_error"
+    STORE_UNAVAILABLE = "store_unavailable"
+
+
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.ROOM_NOT_FOUND: 404,
+    ErrorCode.VIEWER_NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.ROOM_FULL: 409,
+    ErrorCode.MAILBOX_FULL: 409,
+    ErrorCode.ROOM_ENDED: 410,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.STORE_UNAVAILABLE: 503,
+}
+
+
+class PeerscreenError(Exception):
+    """An error to report to the client that caused it."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.code]
+
+    @property
+    def close_code(self) -> int:
+        """WebSocket close code: application range 4000-4999, mirroring the HTTP status."""
+        return 4000 + self.status
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code.value, "message": self.message}}
+
+
+class StoreUnavailable(PeerscreenError):
+    """The shared store cannot be reached; the call may succeed if retried later."""
+
+    def __init__(self, detail: str = "") -> None:
+        message = "The room store is unavailable; try again in a few seconds."
+        super().__init__(ErrorCode.STORE_UNAVAILABLE, message)
+        self.detail = detail
+
+
+def room_not_found() -> PeerscreenError:
+    return PeerscreenError(
+        ErrorCode.ROOM_NOT_FOUND, "Room not found. Check the code, or ask the host for a new link."
+    )
+
+
+def room_ended() -> PeerscreenError:
+    return PeerscreenError(ErrorCode.ROOM_ENDED, "The host ended this room.")
+
+
+def unauthorized(message: str = "Missing or invalid token.") -> PeerscreenError:
+    return PeerscreenError(ErrorCode.UNAUTHORIZED, message)
+
+
+def forbidden(message: str) -> PeerscreenError:
+    return PeerscreenError(ErrorCode.FORBIDDEN, message)
+
+
+def invalid(message: str) -> PeerscreenError:
+    return PeerscreenError(ErrorCode.INVALID_REQUEST, message)

@@ -1,0 +1,209 @@
+"""Wire formats: what clients send, validated with pydantic, over REST and WebSocket.
+
+The documented protocol is ``docs/protocol.md``; this module is its executable form.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+MAX_SDP_CHARS = 65536
+MAX_CANDIDATE_CHARS = 2048
+MAX_BODY_BYTES = 256 * 1024
+"""Largest request body or WebSocket message: an SDP at its limit plus JSON framing."""
+
+RoomIdText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ViewerIdText = Annotated[str, StringConstraints(pattern=r"^v[a-z0-9]{10}$")]
+ParticipantIdText = Annotated[str, StringConstraints(pattern=r"^(host|v[a-z0-9]{10})$")]
+ClientMessageId = Annotated[str, StringConstraints(max_length=64)] | int
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SessionDescription(BaseModel):
+    """An RTCSessionDescriptionInit."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["offer", "answer"]
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
+
+
+class IceCandidate(BaseModel):
+    """An RTCIceCandidateInit; an empty ``candidate`` marks the end of candidates."""
+
+    # Browsers' RTCIceCandidate.toJSON() gives exactly these fields; others are dropped.
+    model_config = ConfigDict(extra="ignore")
+
+    candidate: Annotated[str, StringConstraints(max_length=MAX_CANDIDATE_CHARS)]
+    sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None
+    sdpMLineIndex: Annotated[int, Field(ge=0, le=1023)] | None = None
+    usernameFragment: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+# --- REST bodies (the original design's /api/offer, /api/answer, /api/candidate) ---------
+
+
+class OfferPost(_Strict):
+    room_id: RoomIdText = Field(alias="roomId")
+    desc: SessionDescription
+    viewer_id: ViewerIdText | None = Field(
+        None, alias="viewerId", description="The viewer this offer is for."
+    )
+
+
+class AnswerPost(_Strict):
+    room_id: RoomIdText = Field(alias="roomId")
+    desc: SessionDescription
+    viewer_id: ViewerIdText | None = Field(None, alias="viewerId")
+
+
+class CandidatePost(_Strict):
+    room_id: RoomIdText = Field(alias="roomId")
+    role: Literal["host", "viewer"] | None = None
+    viewer_id: ViewerIdText | None = Field(
+        None, alias="viewerId", description="Host: the viewer this is for. Viewer: itself."
+    )
+    candidate: IceCandidate
+
+
+class SignalPost(_Strict):
+    """Body of POST /api/rooms/{id}/messages: one signaling message."""
+
+    type: Literal["offer", "answer", "candidate"]
+    to: ParticipantIdText | None = None
+    desc: SessionDescription | None = None
+    candidate: IceCandidate | None = None
+
+
+# --- WebSocket messages from clients ------------------------------------------------------
+
+
+class HelloMessage(_Strict):
+    type: Literal["hello"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    resume: Annotated[int, Field(ge=0)] = 0
+
+
+class WsSignal(_Strict):
+    type: Literal["offer", "answer", "candidate"]
+    id: ClientMessageId | None = None
+    to: ParticipantIdText | None = None
+    desc: SessionDescription | None = None
+    candidate: IceCandidate | None = None
+
+
+class AckMessage(_Strict):
+    type: Literal["ack"]
+    seq: Annotated[int, Field(ge=0)]
+
+
+class PingMessage(_Strict):
+    type: Literal["ping", "pong"]
+    id: ClientMessageId | None = None
+
+
+class LeaveMessage(_Strict):
+    type: Literal["leave"]
+    id: ClientMessageId | None = None
+
+
+ClientMessage = Annotated[
+    WsSignal | AckMessage | PingMessage | LeaveMessage | HelloMessage,
+    Field(discriminator="type"),
+]
+client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+hello_adapter: TypeAdapter[HelloMessage] = TypeAdapter(HelloMessage)
+
+
+def signal_payload(
+    kind: str, desc: SessionDescription | None, candidate: IceCandidate | None
+) -> dict[str, Any]:
+    """The payload of a signaling message, checking the field its kind needs is there."""
+    if kind in ("offer", "answer"):
+        if desc is None:
+            raise ValueError(f"an {kind} needs 'desc'")
+        if desc.type != kind:
+            raise ValueError(f"an {kind} needs desc.type '{kind}', got '{desc.type}'")
+        return {"desc": desc.model_dump()}
+    if candidate is None:
+        raise ValueError("a candidate message needs 'candidate'")
+    return {"candidate": candidate.model_dump(exclude_none=True)}
+
+
+# --- Responses ----------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class RoomCreated(BaseModel):
+    roomId: str
+    hostToken: str
+    expiresAt: float
+    maxViewers: int
+    url: str
+
+
+class ViewerJoined(BaseModel):
+    roomId: str
+    viewerId: str
+    viewerToken: str
+    expiresAt: float
+
+
+class ViewerInfo(BaseModel):
+    viewerId: str
+    presence: str
+    joinedAt: float
+
+
+class RoomInfo(BaseModel):
+    roomId: str
+    exists: bool
+    ended: bool
+    hostPresence: str
+    hostPresent: bool
+    viewerCount: int
+    maxViewers: int
+    full: bool
+    expiresAt: float
+    viewers: list[ViewerInfo] | None = Field(
+        None, description="Each viewer's presence; only with the host's token."
+    )
+
+
+class Accepted(BaseModel):
+    ok: bool = True
+    seq: int | None = Field(None, description="Position of the message in the recipient's queue.")
+
+
+class Messages(BaseModel):
+    messages: list[dict[str, Any]]
+    lastSeq: int
+
+
+class OfferResponse(BaseModel):
+    desc: dict[str, Any] | None
+
+
+class AnswerResponse(BaseModel):
+    desc: dict[str, Any] | None
+    viewerId: str | None = None
+    answers: list[dict[str, Any]] = Field(
+        default_factory=list, description="Every answer taken, each with its viewerId."
+    )
+
+
+class CandidatesResponse(BaseModel):
+    candidates: list[dict[str, Any]]

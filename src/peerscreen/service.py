@@ -1,0 +1,428 @@
+"""The signaling service: the room rules applied to a store, shared by every transport.
+
+REST, long-poll and WebSocket handlers are thin; each call comes here, so a message posted
+over one transport reaches a participant listening on any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from . import ids
+from .config import Settings
+from .errors import (
+    ErrorCode,
+    PeerscreenError,
+    StoreUnavailable,
+    forbidden,
+    invalid,
+    room_ended,
+    unauthorized,
+)
+from .errors import room_not_found as room_not_found_error
+from .rooms import (
+    ENDED_RETENTION,
+    HOST_ID,
+    Event,
+    Participant,
+    Presence,
+    Role,
+    Signal,
+    check_capacity,
+    move,
+    presence_at,
+    route,
+)
+from .store import AddViewerResult, Message, RoomRecord, Store, ViewerRecord
+from .store.base import ROOM_OFFER
+
+logger = logging.getLogger("peerscreen.service")
+
+TOUCH_EVERY = 30.0
+"""Seconds between TTL refreshes of one room by one process: activity within that window
+already keeps the room far from expiry."""
+
+
+def parse_room_id(text: str) -> str:
+    """The canonical room id, or a 400 that shows what a room code looks like."""
+    room_id = ids.normalize_room_id(text)
+    if room_id is None:
+        raise invalid(
+            "That is not a room code. Room codes look like k7dm-x9paq-3hrt "
+            "(letters and digits, dashes optional)."
+        )
+    return room_id
+
+
+class Signaling:
+    """Rooms, participants and their mailboxes."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._touched: dict[str, float] = {}
+        self._marked: dict[tuple[str, str], float] = {}
+        # Grace deadlines (monotonic) of participants this process has seen.
+        self._deadlines: dict[tuple[str, str], float] = {}
+        self._presence: dict[tuple[str, str], Presence] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._watcher = asyncio.create_task(self._watch_presence(), name="presence-watcher")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+
+    # --- rooms -------------------------------------------------------------------------
+
+    async def create_room(self) -> tuple[RoomRecord, str]:
+        """A new room and its host token."""
+        token = f"{HOST_ID}.{ids.new_token()}"
+        for _ in range(5):
+            room = RoomRecord(
+                room_id=ids.new_room_id(),
+                host_token_hash=ids.hash_token(token),
+                created_at=time.time(),
+                max_viewers=self.settings.max_viewers,
+            )
+            if await self.store.create_room(room, self.settings.room_ttl):
+                break
+        else:  # 64 random bits colliding five times means the generator is broken
+            raise RuntimeError("could not allocate a free room id")
+        host = Participant(room.room_id, HOST_ID, Role.HOST)
+        await self.seen(host, force=True)
+        logger.info("room %s: created", room.room_id)
+        return room, token
+
+    async def load_room(self, room_id: str, *, allow_ended: bool = False) -> RoomRecord:
+        room = await self.store.get_room(room_id)
+        if room is None:
+            raise room_not_found_error()
+        if room.ended and not allow_ended:
+            raise room_ended()
+        return room
+
+    async def join(self, room_id: str) -> tuple[ViewerRecord, str]:
+        """Add a viewer to the room; its record and token. The host is told."""
+        room = await self.load_room(room_id)
+        viewer_id = ids.new_viewer_id()
+        token = f"{viewer_id}.{ids.new_token()}"
+        viewer = ViewerRecord(viewer_id, ids.hash_token(token), time.time())
+        result = await self.store.add_viewer(
+            room_id, viewer, room.max_viewers, self.settings.room_ttl
+        )
+        if result is AddViewerResult.NO_ROOM:
+            raise room_not_found_error()
+        if result is AddViewerResult.ENDED:
+            raise room_ended()
+        if result is AddViewerResult.FULL:
+            check_capacity(room.max_viewers, room.max_viewers)
+        participant = Participant(room_id, viewer_id, Role.VIEWER)
+        await self.seen(participant, force=True)
+        await self._notify(room_id, HOST_ID, {"type": Event.VIEWER_JOINED, "viewerId": viewer_id})
+        logger.info("room %s: viewer %s joined", room_id, viewer_id)
+        return viewer, token
+
+    async def authenticate(
+        self, room_id: str, token: str | None, *, allow_ended: bool = False
+    ) -> Participant:
+        """The participant a token belongs to; 401 for a wrong or missing token.
+
+        Tokens read ``<participant id>.<secret>``: the id says which digest to compare
+        against, and the comparison is constant-time.
+        """
+        room = await self.load_room(room_id, allow_ended=allow_ended)
+        if not token:
+            raise unauthorized("This call needs a token: 'Authorization: Bearer <token>'.")
+        participant_id = token.partition(".")[0]
+        if participant_id == HOST_ID:
+            if ids.token_matches(token, room.host_token_hash):
+                return Participant(room_id, HOST_ID, Role.HOST, room.ended)
+        elif ids.is_viewer_id(participant_id):
+            viewer = (await self.store.get_viewers(room_id)).get(participant_id)
+            if viewer is None:
+                if room.ended:
+                    raise room_ended()
+                raise forbidden("You are no longer in this room (you left or were removed).")
+            if ids.token_matches(token, viewer.token_hash):
+                return Participant(room_id, participant_id, Role.VIEWER, room.ended)
+        raise unauthorized("Invalid token for this room.")
+
+    async def end_room(self, room_id: str, reason: str) -> bool:
+        """End the room and tell everyone in it; False if it had already ended."""
+        if not await self.store.end_room(room_id, reason, ENDED_RETENTION):
+            return False
+        logger.info("room %s: ended (%s)", room_id, reason)
+        message = {"type": Event.ROOM_ENDED, "reason": reason}
+        viewers = await self.store.get_viewers(room_id)
+        for participant_id in [HOST_ID, *viewers]:
+            await self._notify(room_id, participant_id, message, ttl=ENDED_RETENTION)
+        for key in [k for k in self._deadlines if k[0] == room_id]:
+            self._forget(key)
+        return True
+
+    async def remove_viewer(self, actor: Participant, viewer_id: str, reason: str) -> None:
+        """A viewer leaves, or the host removes it. The host is told."""
+        if not actor.is_host and actor.participant_id != viewer_id:
+            raise forbidden("A viewer can remove only itself; the host can remove anyone.")
+        if not await self.store.remove_viewer(actor.room_id, viewer_id):
+            raise PeerscreenError(ErrorCode.VIEWER_NOT_FOUND, f"Viewer {viewer_id} is not here.")
+        await self._viewer_gone(actor.room_id, viewer_id, reason)
+
+    async def _viewer_gone(self, room_id: str, viewer_id: str, reason: str) -> None:
+        self._forget((room_id, viewer_id))
+        logger.info("room %s: viewer %s left (%s)", room_id, viewer_id, reason)
+        await self._notify(
+            room_id, HOST_ID, {"type": Event.VIEWER_LEFT, "viewerId": viewer_id, "reason": reason}
+        )
+
+    async def room_info(self, room_id: str, token: str | None) -> dict[str, Any]:
+        """What the original design's diagnostics reported, and each viewer's presence
+        when the host asks."""
+        room = await self.load_room(room_id, allow_ended=True)
+        viewers = await self.store.get_viewers(room_id)
+        seen = await self.store.last_seen(room_id)
+        now = time.time()
+        host_presence = self._presence_of(seen.get(HOST_ID), now)
+        info: dict[str, Any] = {
+            "roomId": room_id,
+            "exists": True,
+            "ended": room.ended,
+            "hostPresence": host_presence.value,
+            "hostPresent": host_presence is Presence.CONNECTED,
+            "viewerCount": len(viewers),
+            "maxViewers": room.max_viewers,
+            "full": len(viewers) >= room.max_viewers,
+            "expiresAt": now + self.settings.room_ttl,
+            "viewers": None,
+        }
+        if token and token.partition(".")[0] == HOST_ID:
+            if not ids.token_matches(token, room.host_token_hash):
+                raise unauthorized("Invalid token for this room.")
+            info["viewers"] = [
+                {
+                    "viewerId": v.viewer_id,
+                    "presence": self._presence_of(seen.get(v.viewer_id), now).value,
+                    "joinedAt": v.joined_at,
+                }
+                for v in sorted(viewers.values(), key=lambda v: v.joined_at)
+            ]
+        return info
+
+    def _presence_of(self, last_seen: float | None, now: float) -> Presence:
+        return presence_at(
+            last_seen, now, self.settings.heartbeat_timeout, self.settings.grace_period
+        )
+
+    # --- messages ------------------------------------------------------------------------
+
+    async def send(
+        self, sender: Participant, signal: Signal, to: str | None, payload: dict[str, Any]
+    ) -> int | None:
+        """Deliver a signal to its addressee's mailbox; its sequence number there.
+
+        ``None`` for the room offer of the single-viewer flow, which has no addressee.
+        """
+        room_id = sender.room_id
+        viewers: set[str] = set()
+        if sender.is_host and to is not None:
+            viewers = set(await self.store.get_viewers(room_id))
+        recipient = route(sender, signal, to, viewers)
+        message = {"type": signal.value, "from": sender.participant_id, **payload}
+        ttl = self.settings.room_ttl
+        if recipient is None:
+            if signal is Signal.OFFER:
+                await self.store.put_room_offer(room_id, message, ttl)
+                seq = None
+            else:  # a candidate for whoever takes (or took) the room offer
+                taker = await self.store.room_offer_taker(room_id)
+                seq = await self._append(room_id, taker or ROOM_OFFER, message)
+        else:
+            seq = await self._append(room_id, recipient, message)
+        await self.seen(sender)
+        return seq
+
+    async def _append(self, room_id: str, recipient: str, message: Message) -> int:
+        seq = await self.store.append(
+            room_id, recipient, message, self.settings.room_ttl, self.settings.max_pending_messages
+        )
+        if seq is None:
+            raise PeerscreenError(
+                ErrorCode.MAILBOX_FULL,
+                "The recipient has too many undelivered messages; it may be gone.",
+            )
+        return seq
+
+    async def _notify(
+        self, room_id: str, recipient: str, message: Message, ttl: float | None = None
+    ) -> None:
+        """Put a server event in a mailbox; a full mailbox drops it rather than failing
+        the call that caused it."""
+        seq = await self.store.append(
+            room_id,
+            recipient,
+            message,
+            ttl if ttl is not None else self.settings.room_ttl,
+            self.settings.max_pending_messages,
+        )
+        if seq is None:
+            logger.warning(
+                "room %s: mailbox of %s full, dropped %s", room_id, recipient, message["type"]
+            )
+
+    async def receive(
+        self, participant: Participant, after: int, acked: int, wait: float
+    ) -> list[Message]:
+        """Messages after ``after``, waiting up to ``wait`` seconds for the first one."""
+
+        async def read() -> list[Message]:
+            return await self.store.read(
+                participant.room_id, participant.participant_id, after, acked
+            )
+
+        return await self._long_poll(participant, read, wait, [participant.participant_id])
+
+    async def take(
+        self, participant: Participant, types: Iterable[str], wait: float
+    ) -> list[Message]:
+        """Remove and return waiting messages of the given types (the original design's
+        GET endpoints), waiting up to ``wait`` seconds for one."""
+        wanted = list(types)
+        names = [participant.participant_id]
+        takes_room_offer = False
+        if not participant.is_host and Signal.CANDIDATE in wanted:
+            taker = await self.store.room_offer_taker(participant.room_id)
+            takes_room_offer = taker == participant.participant_id
+            if takes_room_offer:
+                names.append(ROOM_OFFER)
+
+        async def read() -> list[Message]:
+            taken = await self.store.take(participant.room_id, participant.participant_id, wanted)
+            if takes_room_offer:
+                early = await self.store.take(participant.room_id, ROOM_OFFER, wanted)
+                taken = early + taken
+            return taken
+
+        return await self._long_poll(participant, read, wait, names)
+
+    async def take_offer(self, viewer: Participant, wait: float) -> Message | None:
+        """The newest offer for this viewer, or the room offer if there is one."""
+        if viewer.is_host:
+            raise forbidden("Only viewers receive offers.")
+
+        async def read() -> list[Message]:
+            offers = await self.store.take(viewer.room_id, viewer.participant_id, ["offer"])
+            if offers:
+                return offers[-1:]
+            room_offer = await self.store.take_room_offer(viewer.room_id, viewer.participant_id)
+            if room_offer is not None:
+                # Candidates the host sent before anyone took the offer are this viewer's.
+                logger.info(
+                    "room %s: viewer %s took the room offer", viewer.room_id, viewer.participant_id
+                )
+                return [room_offer]
+            return []
+
+        found = await self._long_poll(viewer, read, wait, [viewer.participant_id, ROOM_OFFER])
+        return found[0] if found else None
+
+    async def _long_poll(
+        self,
+        participant: Participant,
+        read: Any,
+        wait: float,
+        names: list[str],
+    ) -> list[Message]:
+        await self.seen(participant)
+        deadline = time.monotonic() + wait
+        with self.store.listen(participant.room_id, *names) as listener:
+            while True:
+                found: list[Message] = await read()
+                remaining = deadline - time.monotonic()
+                if found or remaining <= 0:
+                    return found
+                # Waking at least once per heartbeat keeps a long-polling participant
+                # marked present.
+                await listener.wait(min(remaining, self.settings.heartbeat_interval))
+                await self.seen(participant)
+
+    # --- presence ------------------------------------------------------------------------
+
+    async def seen(self, participant: Participant, *, force: bool = False) -> None:
+        """The participant is here now: refresh its presence and the room's expiry."""
+        if participant.room_ended:
+            return
+        key = (participant.room_id, participant.participant_id)
+        now = time.monotonic()
+        self._deadlines[key] = now + self.settings.grace_period
+        old = self._presence.get(key, Presence.JOINED)
+        if old is not Presence.CONNECTED:
+            self._presence[key] = move(self._label(key), old, Presence.CONNECTED)
+        if force or now - self._marked.get(key, 0.0) >= self.settings.heartbeat_interval / 2:
+            self._marked[key] = now
+            await self.store.mark_seen(
+                participant.room_id,
+                participant.participant_id,
+                time.time(),
+                self.settings.room_ttl,
+            )
+        if force or now - self._touched.get(participant.room_id, 0.0) >= TOUCH_EVERY:
+            self._touched[participant.room_id] = now
+            await self.store.touch_room(participant.room_id, self.settings.room_ttl)
+
+    def went_away(self, participant: Participant) -> None:
+        """The participant's socket closed: it has the grace period to come back."""
+        key = (participant.room_id, participant.participant_id)
+        if key not in self._deadlines:
+            return
+        self._deadlines[key] = time.monotonic() + self.settings.grace_period
+        old = self._presence.get(key, Presence.JOINED)
+        self._presence[key] = move(self._label(key), old, Presence.AWAY)
+
+    @staticmethod
+    def _label(key: tuple[str, str]) -> str:
+        return f"room {key[0]}: {key[1]}"
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self._deadlines.pop(key, None)
+        self._marked.pop(key, None)
+        old = self._presence.pop(key, None)
+        if old is not None:
+            move(self._label(key), old, Presence.LEFT)
+
+    async def _watch_presence(self) -> None:
+        tick = min(1.0, self.settings.grace_period / 5)
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self.check_presence()
+            except StoreUnavailable:
+                logger.warning("presence check skipped: store unavailable")
+            except Exception:
+                logger.exception("presence check failed")
+
+    async def check_presence(self) -> None:
+        """Report participants gone longer than the grace period as left."""
+        now = time.monotonic()
+        grace = self.settings.grace_period
+        for key in [k for k, deadline in self._deadlines.items() if deadline <= now]:
+            room_id, participant_id = key
+            last = (await self.store.last_seen(room_id)).get(participant_id)
+            age = time.time() - last if last is not None else grace + 1
+            if age < grace:  # seen through another process
+                self._deadlines[key] = now + grace - age
+                continue
+            self._forget(key)
+            if participant_id == HOST_ID:
+                await self.end_room(room_id, "host-left")
+            elif await self.store.remove_viewer(room_id, participant_id):
+                await self._viewer_gone(room_id, participant_id, "timeout")

@@ -1,0 +1,27 @@
+"""Pluggable room stores: :func:`create_store` picks one from the settings."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .base import AddViewerResult, Listener, Message, RoomRecord, Store, ViewerRecord
+
+__all__ = [
+    "AddViewerResult",
+    "Listener",
+    "Message",
+    "RoomRecord",
+    "Store",
+    "ViewerRecord",
+    "create_store",
+]
+
+
+def create_store(settings: Settings) -> Store:
+    """The in-memory store, or the Redis store when a Redis URL is configured."""
+    if settings.redis_url:
+        from .redis import RedisStore
+
+        return RedisStore(settings.redis_url)
+    from .memory import MemoryStore
+
+    return MemoryStore()

@@ -1,0 +1,225 @@
+"""The store interface: rooms, viewers, mailboxes and presence, with expiry.
+
+Each participant has a mailbox: an ordered queue of messages addressed to it, numbered by
+a per-mailbox sequence that never goes back. Readers ask for what comes after the last
+number they saw, which both delivers in order and acknowledges what came before, so a
+reconnecting client resumes without loss or repetition.
+
+Backends must behave identically; ``tests/unit/test_store_contract.py`` holds them to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any
+
+Message = dict[str, Any]
+
+ROOM_OFFER = "offer"
+"""Listener name of a room's single-viewer offer (no participant has this id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    room_id: str
+    host_token_hash: str
+    created_at: float
+    max_viewers: int
+    ended: bool = False
+    end_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerRecord:
+    viewer_id: str
+    token_hash: str
+    joined_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AddViewerResult(StrEnum):
+    """Outcome of :meth:`Store.add_viewer` (the caller turns failures into errors)."""
+
+    ADDED = "added"
+    NO_ROOM = "no_room"
+    ENDED = "ended"
+    FULL = "full"
+
+
+class Listener:
+    """Wakes one waiting reader when a message reaches the mailbox it listens to.
+
+    Register before reading so a message that lands between the read and the wait still
+    wakes the reader: the event stays set until the next :meth:`wait`.
+    """
+
+    __slots__ = ("_event", "_keys", "_notifier")
+
+    def __init__(self, notifier: Notifier, keys: list[tuple[str, str]]) -> None:
+        self._notifier = notifier
+        self._keys = keys
+        self._event = asyncio.Event()
+
+    def __enter__(self) -> Listener:
+        for key in self._keys:
+            self._notifier._listeners.setdefault(key, set()).add(self)
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for key in self._keys:
+            listeners = self._notifier._listeners.get(key)
+            if listeners is not None:
+                listeners.discard(self)
+                if not listeners:
+                    del self._notifier._listeners[key]
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """True if woken, False on timeout."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._event.clear()
+        return True
+
+
+class Notifier:
+    """In-process registry of listeners, keyed by (room id, participant id)."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[tuple[str, str], set[Listener]] = {}
+
+    def listen(self, room_id: str, *names: str) -> Listener:
+        return Listener(self, [(room_id, name) for name in names])
+
+    def notify(self, room_id: str, participant_id: str) -> None:
+        for listener in self._listeners.get((room_id, participant_id), ()):
+            listener.wake()
+
+    def listener_count(self) -> int:
+        return sum(len(s) for s in self._listeners.values())
+
+
+class Store(ABC):
+    """Where rooms live. All methods raise :class:`~peerscreen.errors.StoreUnavailable`
+    when the backing service cannot be reached."""
+
+    kind: str = "abstract"
+
+    def __init__(self) -> None:
+        self.notifier = Notifier()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect and start background work."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop background work and disconnect."""
+
+    def listen(self, room_id: str, *names: str) -> Listener:
+        """A listener woken when a named mailbox of the room changes.
+
+        Names are participant ids, or :data:`ROOM_OFFER` for the room offer.
+        """
+        return self.notifier.listen(room_id, *names)
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreUnavailable if the store cannot serve requests."""
+
+    # rooms
+    @abstractmethod
+    async def create_room(self, room: RoomRecord, ttl: float) -> bool:
+        """Store a new room; False if the id is taken."""
+
+    @abstractmethod
+    async def get_room(self, room_id: str) -> RoomRecord | None: ...
+
+    @abstractmethod
+    async def end_room(self, room_id: str, reason: str, retention: float) -> bool:
+        """Mark the room ended and shorten its life to ``retention``.
+
+        True for exactly one caller: the one that ended it.
+        """
+
+    @abstractmethod
+    async def touch_room(self, room_id: str, ttl: float) -> None:
+        """Push every key of the room ``ttl`` seconds into the future (activity)."""
+
+    # viewers
+    @abstractmethod
+    async def add_viewer(
+        self, room_id: str, viewer: ViewerRecord, max_viewers: int, ttl: float
+    ) -> AddViewerResult:
+        """Add a viewer atomically, refusing it past ``max_viewers`` or in an ended room."""
+
+    @abstractmethod
+    async def remove_viewer(self, room_id: str, viewer_id: str) -> bool:
+        """Remove a viewer and its mailbox, waking its readers; True for exactly one caller."""
+
+    @abstractmethod
+    async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]: ...
+
+    # mailboxes
+    @abstractmethod
+    async def append(
+        self, room_id: str, recipient: str, message: Message, ttl: float, max_pending: int
+    ) -> int | None:
+        """Add a message to a mailbox; its sequence number, or None when it is full.
+
+        The stored message gets a ``seq`` field.
+        """
+
+    @abstractmethod
+    async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:
+        """Messages numbered above ``after``, in order, after dropping those up to ``acked``.
+
+        ``acked <= after``: a socket may have sent messages its client has not yet
+        confirmed; they stay until confirmed so a reconnect can send them again.
+        """
+
+    @abstractmethod
+    async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
+        """Remove and return the waiting messages of the given types, in order."""
+
+    @abstractmethod
+    async def last_seq(self, room_id: str, recipient: str) -> int:
+        """The number of the newest message ever put in the mailbox (0: none)."""
+
+    # the original design's room offer: one offer, taken by the first viewer to ask
+    @abstractmethod
+    async def put_room_offer(self, room_id: str, message: Message, ttl: float) -> None:
+        """Store the room offer (replacing any, forgetting who took the last one) and wake
+        :data:`ROOM_OFFER` listeners."""
+
+    @abstractmethod
+    async def take_room_offer(self, room_id: str, viewer_id: str) -> Message | None:
+        """Remove and return the room offer, recording ``viewer_id`` as the one who took it."""
+
+    @abstractmethod
+    async def room_offer_taker(self, room_id: str) -> str | None:
+        """The viewer that took the current room offer, if any."""
+
+    # presence
+    @abstractmethod
+    async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
+        """Record that the participant was seen at unix time ``at``."""
+
+    @abstractmethod
+    async def last_seen(self, room_id: str) -> dict[str, float]:
+        """When each participant of the room was last seen (unix time)."""

@@ -1,0 +1,197 @@
+"""In-memory store: the default, for one server process. Nothing to install or run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from .base import ROOM_OFFER, AddViewerResult, Message, RoomRecord, Store, ViewerRecord
+
+SWEEP_INTERVAL = 5.0
+
+
+@dataclass(slots=True)
+class _Mailbox:
+    messages: deque[Message] = field(default_factory=deque)
+    last_seq: int = 0
+
+
+@dataclass(slots=True)
+class _Room:
+    record: RoomRecord
+    expires_at: float
+    viewers: dict[str, ViewerRecord] = field(default_factory=dict)
+    mailboxes: dict[str, _Mailbox] = field(default_factory=dict)
+    room_offer: Message | None = None
+    room_offer_taker: str | None = None
+    seen: dict[str, float] = field(default_factory=dict)
+
+
+class MemoryStore(Store):
+    """Rooms in a dict; expired rooms are dropped on access and by a periodic sweep."""
+
+    kind = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rooms: dict[str, _Room] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="memory-store-sweeper")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Drop expired rooms; the number dropped."""
+        now = time.monotonic()
+        expired = [rid for rid, room in self._rooms.items() if room.expires_at <= now]
+        for rid in expired:
+            del self._rooms[rid]
+        return len(expired)
+
+    def _room(self, room_id: str) -> _Room | None:
+        room = self._rooms.get(room_id)
+        if room is not None and room.expires_at <= time.monotonic():
+            del self._rooms[room_id]
+            return None
+        return room
+
+    async def ping(self) -> None:
+        return None
+
+    async def create_room(self, room: RoomRecord, ttl: float) -> bool:
+        if self._room(room.room_id) is not None:
+            return False
+        self._rooms[room.room_id] = _Room(record=room, expires_at=time.monotonic() + ttl)
+        return True
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        room = self._room(room_id)
+        return room.record if room is not None else None
+
+    async def end_room(self, room_id: str, reason: str, retention: float) -> bool:
+        room = self._room(room_id)
+        if room is None or room.record.ended:
+            return False
+        room.record = replace(room.record, ended=True, end_reason=reason)
+        room.expires_at = min(room.expires_at, time.monotonic() + retention)
+        return True
+
+    async def touch_room(self, room_id: str, ttl: float) -> None:
+        room = self._room(room_id)
+        if room is not None and not room.record.ended:
+            room.expires_at = max(room.expires_at, time.monotonic() + ttl)
+
+    async def add_viewer(
+        self, room_id: str, viewer: ViewerRecord, max_viewers: int, ttl: float
+    ) -> AddViewerResult:
+        room = self._room(room_id)
+        if room is None:
+            return AddViewerResult.NO_ROOM
+        if room.record.ended:
+            return AddViewerResult.ENDED
+        if len(room.viewers) >= max_viewers:
+            return AddViewerResult.FULL
+        room.viewers[viewer.viewer_id] = viewer
+        return AddViewerResult.ADDED
+
+    async def remove_viewer(self, room_id: str, viewer_id: str) -> bool:
+        room = self._room(room_id)
+        if room is None or viewer_id not in room.viewers:
+            return False
+        del room.viewers[viewer_id]
+        room.mailboxes.pop(viewer_id, None)
+        room.seen.pop(viewer_id, None)
+        self.notifier.notify(room_id, viewer_id)
+        return True
+
+    async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]:
+        room = self._room(room_id)
+        return dict(room.viewers) if room is not None else {}
+
+    async def append(
+        self, room_id: str, recipient: str, message: Message, ttl: float, max_pending: int
+    ) -> int | None:
+        room = self._room(room_id)
+        if room is None:
+            return None
+        box = room.mailboxes.get(recipient)
+        if box is None:
+            box = room.mailboxes[recipient] = _Mailbox()
+        if len(box.messages) >= max_pending:
+            return None
+        box.last_seq += 1
+        box.messages.append({**message, "seq": box.last_seq})
+        self.notifier.notify(room_id, recipient)
+        return box.last_seq
+
+    async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:
+        room = self._room(room_id)
+        box = room.mailboxes.get(recipient) if room is not None else None
+        if box is None:
+            return []
+        messages = box.messages
+        while messages and messages[0]["seq"] <= acked:
+            messages.popleft()
+        if not messages or messages[-1]["seq"] <= after:
+            return []
+        return [m for m in messages if m["seq"] > after]
+
+    async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
+        room = self._room(room_id)
+        box = room.mailboxes.get(recipient) if room is not None else None
+        if box is None:
+            return []
+        wanted = set(types)
+        taken = [m for m in box.messages if m["type"] in wanted]
+        if taken:
+            box.messages = deque(m for m in box.messages if m["type"] not in wanted)
+        return taken
+
+    async def last_seq(self, room_id: str, recipient: str) -> int:
+        room = self._room(room_id)
+        box = room.mailboxes.get(recipient) if room is not None else None
+        return box.last_seq if box is not None else 0
+
+    async def put_room_offer(self, room_id: str, message: Message, ttl: float) -> None:
+        room = self._room(room_id)
+        if room is not None:
+            room.room_offer = message
+            room.room_offer_taker = None
+            self.notifier.notify(room_id, ROOM_OFFER)
+
+    async def take_room_offer(self, room_id: str, viewer_id: str) -> Message | None:
+        room = self._room(room_id)
+        if room is None or room.room_offer is None:
+            return None
+        offer, room.room_offer = room.room_offer, None
+        room.room_offer_taker = viewer_id
+        return offer
+
+    async def room_offer_taker(self, room_id: str) -> str | None:
+        room = self._room(room_id)
+        return room.room_offer_taker if room is not None else None
+
+    async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
+        room = self._room(room_id)
+        if room is not None:
+            room.seen[participant_id] = at
+
+    async def last_seen(self, room_id: str) -> dict[str, float]:
+        room = self._room(room_id)
+        return dict(room.seen) if room is not None else {}

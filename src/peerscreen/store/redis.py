@@ -1,0 +1,409 @@
+"""Redis store: shared state for several server processes.
+
+Keys follow the original design's ``room:{id}:...`` style and every one carries a TTL:
+
+=============================  =========================================================
+``room:{id}``                  hash: ``record`` (JSON of the room), ``ended`` (reason)
+``room:{id}:viewers``          hash: viewer id -> JSON of the viewer
+``room:{id}:inbox:{pid}``      list: the participant's waiting messages, oldest first
+``room:{id}:seq:{pid}``        counter: number of the participant's newest message
+``room:{id}:offer``            the single-viewer flow's room offer
+``room:{id}:offer:taker``      the viewer that took it
+``room:{id}:seen``             hash: participant id -> unix time last seen
+=============================  =========================================================
+
+Multi-key updates run as Lua scripts so that two processes never interleave inside one.
+A new message is announced on the ``peerscreen:mailbox`` channel; every process listens
+and wakes its own readers of that mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, ParamSpec, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import StoreUnavailable
+from .base import ROOM_OFFER, AddViewerResult, Message, RoomRecord, Store, ViewerRecord
+
+logger = logging.getLogger("peerscreen.store.redis")
+
+CHANNEL = "peerscreen:mailbox"
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _guarded(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn Redis connection failures into StoreUnavailable (503), failing fast."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        except RedisError as exc:
+            # LOADING, READONLY, MISCONF...: the server is there but cannot serve now.
+            raise StoreUnavailable(str(exc)) from exc
+
+    return wrapper
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+# Keys of a room that scripts expire together. Participant keys are derived from the
+# viewers hash, so one TTL refresh reaches every key the room owns.
+_ROOM_KEYS_LUA = """
+local function room_keys(room)
+  local keys = {room, room .. ':viewers', room .. ':offer', room .. ':offer:taker',
+                room .. ':seen', room .. ':inbox:host', room .. ':seq:host',
+                room .. ':inbox:offer', room .. ':seq:offer'}
+  for _, vid in ipairs(redis.call('HKEYS', room .. ':viewers')) do
+    table.insert(keys, room .. ':inbox:' .. vid)
+    table.insert(keys, room .. ':seq:' .. vid)
+  end
+  return keys
+end
+"""
+
+_TOUCH = (
+    _ROOM_KEYS_LUA
+    + """
+local room = KEYS[1]
+if redis.call('EXISTS', room) == 0 or redis.call('HEXISTS', room, 'ended') == 1 then
+  return 0
+end
+for _, key in ipairs(room_keys(room)) do redis.call('PEXPIRE', key, ARGV[1]) end
+return 1
+"""
+)
+
+_END = (
+    _ROOM_KEYS_LUA
+    + """
+local room = KEYS[1]
+if redis.call('EXISTS', room) == 0 or redis.call('HEXISTS', room, 'ended') == 1 then
+  return 0
+end
+redis.call('HSET', room, 'ended', ARGV[1])
+local retention = tonumber(ARGV[2])
+for _, key in ipairs(room_keys(room)) do
+  local left = redis.call('PTTL', key)
+  if left < 0 or left > retention then redis.call('PEXPIRE', key, retention) end
+end
+return 1
+"""
+)
+
+_ADD_VIEWER = """
+local room, viewers = KEYS[1], KEYS[2]
+if redis.call('EXISTS', room) == 0 then return 'no_room' end
+if redis.call('HEXISTS', room, 'ended') == 1 then return 'ended' end
+if redis.call('HLEN', viewers) >= tonumber(ARGV[3]) then return 'full' end
+redis.call('HSET', viewers, ARGV[1], ARGV[2])
+redis.call('PEXPIRE', viewers, ARGV[4])
+return 'added'
+"""
+
+_REMOVE_VIEWER = """
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+if removed == 1 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return removed
+"""
+
+# Messages are stored as JSON text that starts with '{"seq":N,' so scripts can read the
+# number without decoding the whole message.
+_APPEND = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+local seq = redis.call('INCR', KEYS[2])
+local body = ARGV[1]
+if body == '{}' then body = '{"seq":' .. seq .. '}'
+else body = '{"seq":' .. seq .. ',' .. string.sub(body, 2) end
+redis.call('RPUSH', KEYS[1], body)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return seq
+"""
+
+_TAKE_ROOM_OFFER = """
+local offer = redis.call('GET', KEYS[1])
+if not offer then return false end
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return offer
+"""
+
+_READ = """
+local after, acked = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function seq_of(raw) return tonumber(string.match(raw, '^{"seq":(%d+)')) end
+while true do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head or seq_of(head) > acked then break end
+  redis.call('LPOP', KEYS[1])
+end
+local all = redis.call('LRANGE', KEYS[1], 0, -1)
+if #all == 0 or seq_of(all[#all]) <= after then return {} end
+local out = {}
+for _, raw in ipairs(all) do
+  if seq_of(raw) > after then table.insert(out, raw) end
+end
+return out
+"""
+
+_TAKE = """
+local wanted = {}
+for i = 1, #ARGV do wanted[ARGV[i]] = true end
+local all = redis.call('LRANGE', KEYS[1], 0, -1)
+local taken, kept = {}, {}
+for _, raw in ipairs(all) do
+  if wanted[cjson.decode(raw)['type']] then table.insert(taken, raw)
+  else table.insert(kept, raw) end
+end
+if #taken > 0 then
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  if #kept > 0 then
+    redis.call('RPUSH', KEYS[1], unpack(kept))
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+  end
+end
+return taken
+"""
+
+
+class RedisStore(Store):
+    """Rooms in Redis, shared by every process that uses the same URL."""
+
+    kind = "redis"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+        # One quick retry rides over a pooled connection that died with a Redis restart;
+        # more would only delay the 503 a caller should see while Redis is down.
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=1.0,
+            socket_timeout=2.0,
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._touch = self._redis.register_script(_TOUCH)
+        self._end = self._redis.register_script(_END)
+        self._add_viewer = self._redis.register_script(_ADD_VIEWER)
+        self._remove_viewer = self._redis.register_script(_REMOVE_VIEWER)
+        self._append = self._redis.register_script(_APPEND)
+        self._read = self._redis.register_script(_READ)
+        self._take = self._redis.register_script(_TAKE)
+        self._take_room_offer = self._redis.register_script(_TAKE_ROOM_OFFER)
+        self._subscriber: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def open(self) -> None:
+        self._subscriber = asyncio.create_task(self._listen_forever(), name="redis-subscriber")
+
+    async def close(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._subscriber
+            self._subscriber = None
+        await self._redis.aclose()
+
+    async def wait_subscribed(self, timeout: float) -> bool:
+        """True once the cross-process notification channel is listened to."""
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _listen_forever(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANNEL)
+                self._subscribed.set()
+                if delay > 0.1:
+                    logger.info("redis notifications: reconnected")
+                    # Messages may have arrived while we were deaf: make every reader look.
+                    self._wake_everyone()
+                delay = 0.1
+                async for item in pubsub.listen():
+                    room_id, _, participant_id = item["data"].partition(" ")
+                    self.notifier.notify(room_id, participant_id)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self._subscribed.is_set():
+                    logger.warning("redis notifications: lost (%s); retrying", exc)
+                self._subscribed.clear()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _wake_everyone(self) -> None:
+        for listeners in list(self.notifier._listeners.values()):
+            for listener in list(listeners):
+                listener.wake()
+
+    @_guarded
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    @_guarded
+    async def create_room(self, room: RoomRecord, ttl: float) -> bool:
+        key = f"room:{room.room_id}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, "record", json.dumps(room.to_dict()))
+            pipe.pexpire(key, _ms(ttl))
+            created, _ = await pipe.execute()
+        return bool(created)
+
+    @_guarded
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        data = cast(dict[str, str], await self._redis.hgetall(f"room:{room_id}"))
+        if not data or "record" not in data:
+            return None
+        fields = json.loads(data["record"])
+        if "ended" in data:
+            fields["ended"] = True
+            fields["end_reason"] = data["ended"]
+        return RoomRecord(**fields)
+
+    @_guarded
+    async def end_room(self, room_id: str, reason: str, retention: float) -> bool:
+        return bool(await self._end(keys=[f"room:{room_id}"], args=[reason, _ms(retention)]))
+
+    @_guarded
+    async def touch_room(self, room_id: str, ttl: float) -> None:
+        await self._touch(keys=[f"room:{room_id}"], args=[_ms(ttl)])
+
+    @_guarded
+    async def add_viewer(
+        self, room_id: str, viewer: ViewerRecord, max_viewers: int, ttl: float
+    ) -> AddViewerResult:
+        result = await self._add_viewer(
+            keys=[f"room:{room_id}", f"room:{room_id}:viewers"],
+            args=[viewer.viewer_id, json.dumps(viewer.to_dict()), max_viewers, _ms(ttl)],
+        )
+        return AddViewerResult(result)
+
+    @_guarded
+    async def remove_viewer(self, room_id: str, viewer_id: str) -> bool:
+        prefix = f"room:{room_id}"
+        removed = await self._remove_viewer(
+            keys=[
+                f"{prefix}:viewers",
+                f"{prefix}:inbox:{viewer_id}",
+                f"{prefix}:seq:{viewer_id}",
+                f"{prefix}:seen",
+            ],
+            args=[viewer_id, CHANNEL, f"{room_id} {viewer_id}"],
+        )
+        if removed:
+            self.notifier.notify(room_id, viewer_id)
+        return bool(removed)
+
+    @_guarded
+    async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]:
+        raw = cast(dict[str, str], await self._redis.hgetall(f"room:{room_id}:viewers"))
+        return {vid: ViewerRecord(**json.loads(text)) for vid, text in raw.items()}
+
+    @_guarded
+    async def append(
+        self, room_id: str, recipient: str, message: Message, ttl: float, max_pending: int
+    ) -> int | None:
+        body = {k: v for k, v in message.items() if k != "seq"}
+        seq = await self._append(
+            keys=[f"room:{room_id}:inbox:{recipient}", f"room:{room_id}:seq:{recipient}"],
+            args=[
+                json.dumps(body, separators=(",", ":")),
+                _ms(ttl),
+                max_pending,
+                CHANNEL,
+                f"{room_id} {recipient}",
+            ],
+        )
+        if not seq:
+            return None
+        # Wake local readers now rather than after the round trip through the channel.
+        self.notifier.notify(room_id, recipient)
+        return int(seq)
+
+    @_guarded
+    async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:
+        raw = await self._read(keys=[f"room:{room_id}:inbox:{recipient}"], args=[after, acked])
+        return [json.loads(text) for text in cast(list[str], raw)]
+
+    @_guarded
+    async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
+        raw = await self._take(keys=[f"room:{room_id}:inbox:{recipient}"], args=list(types))
+        return [json.loads(text) for text in cast(list[str], raw)]
+
+    @_guarded
+    async def last_seq(self, room_id: str, recipient: str) -> int:
+        value = await self._redis.get(f"room:{room_id}:seq:{recipient}")
+        return int(value) if value else 0
+
+    @_guarded
+    async def put_room_offer(self, room_id: str, message: Message, ttl: float) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"room:{room_id}:offer", json.dumps(message), px=_ms(ttl))
+            pipe.delete(f"room:{room_id}:offer:taker")
+            pipe.publish(CHANNEL, f"{room_id} {ROOM_OFFER}")
+            await pipe.execute()
+        self.notifier.notify(room_id, ROOM_OFFER)
+
+    @_guarded
+    async def take_room_offer(self, room_id: str, viewer_id: str) -> Message | None:
+        raw = await self._take_room_offer(
+            keys=[f"room:{room_id}:offer", f"room:{room_id}:offer:taker"], args=[viewer_id]
+        )
+        return cast(Message, json.loads(raw)) if raw else None
+
+    @_guarded
+    async def room_offer_taker(self, room_id: str) -> str | None:
+        value = await self._redis.get(f"room:{room_id}:offer:taker")
+        return cast(str | None, value)
+
+    @_guarded
+    async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
+        key = f"room:{room_id}:seen"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, participant_id, repr(at))
+            # Later refreshes come with the room's other keys (touch_room); NX only
+            # gives a new hash its first TTL without undoing an ended room's shorter one.
+            pipe.pexpire(key, _ms(ttl), nx=True)
+            await pipe.execute()
+
+    @_guarded
+    async def last_seen(self, room_id: str) -> dict[str, float]:
+        raw = cast(dict[str, str], await self._redis.hgetall(f"room:{room_id}:seen"))
+        return {pid: float(ts) for pid, ts in raw.items()}
