@@ -1,0 +1,59 @@
+"""Fixtures: real redis-server and peerscreen processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .support.processes import RedisServer, ServerProcess
+
+ARTIFACTS = Path(os.environ.get("PEERSCREEN_TEST_ARTIFACTS", "test-artifacts"))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    path = ARTIFACTS.resolve()
+    (path / "logs").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session; tests that need it clean call ``flush()``."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_server(artifacts: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start peerscreen processes with given settings; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(**options: str | float | int) -> ServerProcess:
+        server = ServerProcess(artifacts / "logs", **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def memory_server(artifacts: Path) -> Iterator[ServerProcess]:
+    """A shared server on the in-memory store with default settings."""
+    server = ServerProcess(artifacts / "logs").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def http(memory_server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=memory_server.base_url, timeout=40) as client:
+        yield client

@@ -1,0 +1,232 @@
+"""One contract, every store: the in-memory store and Redis (a real redis-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from peerscreen.store import AddViewerResult, RoomRecord, Store, ViewerRecord
+from peerscreen.store.base import ROOM_OFFER
+from peerscreen.store.memory import MemoryStore
+from peerscreen.store.redis import RedisStore
+
+from ..support.processes import RedisServer
+
+TTL = 60.0
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    backend: Store
+    if request.param == "memory":
+        backend = MemoryStore()
+    else:
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        redis_server.flush()
+        backend = RedisStore(redis_server.url)
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
+async def eventually(check: object, timeout: float = 5.0) -> None:
+    """Await ``check()`` until it is true, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def room(room_id: str = "abcd-efghj-kmnp", max_viewers: int = 3) -> RoomRecord:
+    return RoomRecord(room_id, "digest", time.time(), max_viewers)
+
+
+def viewer(n: int) -> ViewerRecord:
+    return ViewerRecord(f"v{n:010d}", f"digest{n}", time.time())
+
+
+async def test_rooms_are_created_once_and_read_back(store: Store) -> None:
+    record = room()
+    assert await store.create_room(record, TTL)
+    assert not await store.create_room(room(), TTL)
+    assert await store.get_room(record.room_id) == record
+    assert await store.get_room("zzzz-zzzzz-zzzz") is None
+
+
+async def test_rooms_expire_after_their_ttl_unless_touched(store: Store) -> None:
+    await store.create_room(room("aaaa-aaaaa-aaaa"), 0.4)
+    await store.create_room(room("bbbb-bbbbb-bbbb"), 0.4)
+    for _ in range(4):
+        await store.touch_room("bbbb-bbbbb-bbbb", 0.4)
+        await asyncio.sleep(0.15)
+
+    async def first_gone() -> bool:
+        return await store.get_room("aaaa-aaaaa-aaaa") is None
+
+    await eventually(first_gone)
+    assert await store.get_room("bbbb-bbbbb-bbbb") is not None
+
+
+async def test_ending_a_room_succeeds_once_and_keeps_it_briefly(store: Store) -> None:
+    record = room()
+    await store.create_room(record, TTL)
+    assert await store.end_room(record.room_id, "host-ended", 0.5)
+    assert not await store.end_room(record.room_id, "host-ended", 0.5)
+    ended = await store.get_room(record.room_id)
+    assert ended is not None and ended.ended and ended.end_reason == "host-ended"
+    await store.touch_room(record.room_id, TTL)  # activity must not revive an ended room
+
+    async def gone() -> bool:
+        return await store.get_room(record.room_id) is None
+
+    await eventually(gone)
+
+
+async def test_viewers_are_capped_atomically(store: Store) -> None:
+    record = room(max_viewers=5)
+    await store.create_room(record, TTL)
+    results = await asyncio.gather(
+        *(store.add_viewer(record.room_id, viewer(n), 5, TTL) for n in range(20))
+    )
+    assert results.count(AddViewerResult.ADDED) == 5
+    assert results.count(AddViewerResult.FULL) == 15
+    assert len(await store.get_viewers(record.room_id)) == 5
+
+
+async def test_viewers_cannot_join_missing_or_ended_rooms(store: Store) -> None:
+    assert await store.add_viewer("nope-nopee-nope", viewer(1), 5, TTL) is AddViewerResult.NO_ROOM
+    record = room()
+    await store.create_room(record, TTL)
+    await store.end_room(record.room_id, "host-ended", 10)
+    assert await store.add_viewer(record.room_id, viewer(1), 5, TTL) is AddViewerResult.ENDED
+
+
+async def test_removing_a_viewer_succeeds_once_and_wakes_its_reader(store: Store) -> None:
+    record = room()
+    await store.create_room(record, TTL)
+    v = viewer(1)
+    await store.add_viewer(record.room_id, v, 5, TTL)
+    await store.append(record.room_id, v.viewer_id, {"type": "offer"}, TTL, 100)
+    with store.listen(record.room_id, v.viewer_id) as listener:
+        assert await store.remove_viewer(record.room_id, v.viewer_id)
+        assert await listener.wait(2)
+    assert not await store.remove_viewer(record.room_id, v.viewer_id)
+    assert await store.read(record.room_id, v.viewer_id, 0, 0) == []
+    assert v.viewer_id not in await store.get_viewers(record.room_id)
+
+
+async def test_mailbox_numbers_messages_and_keeps_unacknowledged_ones(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    seqs = [await store.append(rid, "host", {"type": "candidate", "n": n}, TTL, 100)
+            for n in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    assert [m["n"] for m in await store.read(rid, "host", 0, 0)] == [0, 1, 2, 3, 4]
+    # Sent up to 3, confirmed up to 2: 3 is kept for a resend, only 4 and 5 are new.
+    assert [m["seq"] for m in await store.read(rid, "host", 3, 2)] == [4, 5]
+    assert [m["seq"] for m in await store.read(rid, "host", 2, 2)] == [3, 4, 5]
+    assert await store.read(rid, "host", 5, 5) == []
+    assert await store.last_seq(rid, "host") == 5
+    assert await store.append(rid, "host", {"type": "answer"}, TTL, 100) == 6
+
+
+async def test_take_removes_only_the_asked_types_in_order(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    for kind in ["viewer-joined", "answer", "candidate", "answer", "candidate"]:
+        await store.append(rid, "host", {"type": kind}, TTL, 100)
+    taken = await store.take(rid, "host", ["answer"])
+    assert [(m["type"], m["seq"]) for m in taken] == [("answer", 2), ("answer", 4)]
+    rest = await store.read(rid, "host", 0, 0)
+    assert [m["seq"] for m in rest] == [1, 3, 5]
+    assert await store.take(rid, "host", ["answer"]) == []
+
+
+async def test_full_mailbox_refuses_more(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    for _ in range(3):
+        assert await store.append(rid, "host", {"type": "candidate"}, TTL, 3)
+    assert await store.append(rid, "host", {"type": "candidate"}, TTL, 3) is None
+    await store.read(rid, "host", 3, 3)
+    assert await store.append(rid, "host", {"type": "candidate"}, TTL, 3) == 4
+
+
+async def test_listeners_wake_for_their_own_mailbox_only(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    with store.listen(rid, "host") as host, store.listen(rid, "vother00000") as other:
+        await store.append(rid, "host", {"type": "answer"}, TTL, 100)
+        assert await host.wait(2)
+        assert not await other.wait(0.2)
+
+
+async def test_room_offer_is_taken_once_and_remembers_the_taker(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    assert await store.take_room_offer(rid, "v0000000001") is None
+    with store.listen(rid, ROOM_OFFER) as listener:
+        await store.put_room_offer(rid, {"type": "offer", "desc": {"sdp": "x"}}, TTL)
+        assert await listener.wait(2)
+    assert await store.take_room_offer(rid, "v0000000001") == {
+        "type": "offer", "desc": {"sdp": "x"}
+    }
+    assert await store.take_room_offer(rid, "v0000000002") is None
+    assert await store.room_offer_taker(rid) == "v0000000001"
+    await store.put_room_offer(rid, {"type": "offer"}, TTL)
+    assert await store.room_offer_taker(rid) is None
+
+
+async def test_presence_marks(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    await store.mark_seen(rid, "host", 1000.5, TTL)
+    await store.mark_seen(rid, "v0000000001", 1001.25, TTL)
+    assert await store.last_seen(rid) == {"host": 1000.5, "v0000000001": 1001.25}
+
+
+@pytest.mark.redis
+async def test_every_redis_key_expires(redis_server: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    redis_server.flush()
+    store = RedisStore(redis_server.url)
+    await store.open()
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    await store.add_viewer(rid, viewer(1), 5, TTL)
+    await store.append(rid, "host", {"type": "answer"}, TTL, 100)
+    await store.append(rid, viewer(1).viewer_id, {"type": "offer"}, TTL, 100)
+    await store.put_room_offer(rid, {"type": "offer"}, TTL)
+    await store.take_room_offer(rid, viewer(1).viewer_id)
+    await store.mark_seen(rid, "host", time.time(), TTL)
+    await store.touch_room(rid, TTL)
+    await store.close()
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    keys = [key async for key in client.scan_iter("*")]
+    assert keys and all(key.startswith(f"room:{rid}") for key in keys)
+    ttls = {key: await client.pttl(key) for key in keys}
+    await client.aclose()
+    assert all(0 < ttl <= TTL * 1000 for ttl in ttls.values()), ttls
+
+
+@pytest.mark.redis
+async def test_redis_notifications_cross_processes(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    writer, reader = RedisStore(redis_server.url), RedisStore(redis_server.url)
+    await writer.open()
+    await reader.open()
+    try:
+        assert await reader.wait_subscribed(5)
+        rid = room().room_id
+        await writer.create_room(room(), TTL)
+        with reader.listen(rid, "host") as listener:
+            await writer.append(rid, "host", {"type": "answer"}, TTL, 100)
+            assert await listener.wait(2)
+        assert [m["type"] for m in await reader.read(rid, "host", 0, 0)] == ["answer"]
+    finally:
+        await writer.close()
+        await reader.close()
