@@ -57,3 +57,19 @@ def memory_server(artifacts: Path) -> Iterator[ServerProcess]:
 async def http(memory_server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=memory_server.base_url, timeout=40) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def redis_backed_server(artifacts: Path, redis_server: RedisServer) -> Iterator[ServerProcess]:
+    """A shared server on the Redis store."""
+    server = ServerProcess(artifacts / "logs", redis_url=redis_server.url).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def any_server(request: pytest.FixtureRequest) -> ServerProcess:
+    """The shared memory server, then the shared Redis-backed one."""
+    name = "memory_server" if request.param == "memory" else "redis_backed_server"
+    server: ServerProcess = request.getfixturevalue(name)
+    return server

@@ -85,9 +85,7 @@ class Member:
             self.received.append(message)
             self._unread.append(message)
 
-    async def next(
-        self, match: str | Callable[[Message], bool], timeout: float = 10.0
-    ) -> Message:
+    async def next(self, match: str | Callable[[Message], bool], timeout: float = 10.0) -> Message:
         """The next unread message matching ``match`` (a type or a predicate)."""
         test = (lambda m: m["type"] == match) if isinstance(match, str) else match
         deadline = time.monotonic() + timeout
@@ -141,10 +139,13 @@ class LongPollMember(PollMember):
 class SocketMember(Member):
     """Receives over the WebSocket, acknowledging and answering pings as a browser would."""
 
-    def __init__(self, *args: Any, resume: int = 0, answer_pings: bool = True) -> None:
+    def __init__(
+        self, *args: Any, resume: int = 0, answer_pings: bool = True, auto_ack: bool = True
+    ) -> None:
         super().__init__(*args)
         self.resume = resume
         self.answer_pings = answer_pings
+        self.auto_ack = auto_ack
         self.socket: ClientConnection | None = None
         self.welcome: Message = {}
         self.replies: asyncio.Queue[Message] = asyncio.Queue()
@@ -160,8 +161,9 @@ class SocketMember(Member):
 
     async def start(self) -> SocketMember:
         self.socket = await websockets.connect(self.ws_url)
-        await self.socket.send(json.dumps({"type": "hello", "token": self.token,
-                                           "resume": self.resume}))
+        await self.socket.send(
+            json.dumps({"type": "hello", "token": self.token, "resume": self.resume})
+        )
         self.welcome = json.loads(await asyncio.wait_for(self.socket.recv(), 10))
         assert self.welcome["type"] == "welcome", self.welcome
         self._reader = asyncio.create_task(self._read())
@@ -177,8 +179,9 @@ class SocketMember(Member):
                     if self.answer_pings:
                         await self.socket.send(json.dumps({"type": "pong"}))
                 elif "seq" in message:
-                    await self.socket.send(json.dumps({"type": "ack", "seq": message["seq"]}))
                     self._inbox.put_nowait(message)
+                    if self.auto_ack:
+                        await self.socket.send(json.dumps({"type": "ack", "seq": message["seq"]}))
                 else:
                     self.replies.put_nowait(message)
         except websockets.ConnectionClosed:
@@ -213,8 +216,8 @@ class SocketMember(Member):
         if to is not None:
             body["to"] = to
         reply = await self.send_ws(body)
-        assert reply == {"type": "ack", "id": message_id, "seq": reply.get("seq")}, reply
-        return {"ok": True, "seq": reply["seq"]}
+        assert reply == {"type": "accepted", "id": message_id}, reply
+        return {"ok": True}
 
     async def wait_closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
         if self._reader is not None:
@@ -242,3 +245,32 @@ TRANSPORTS: dict[str, type[Member]] = {
     "poll": PollMember,
     "longpoll": LongPollMember,
 }
+
+
+async def open_member(
+    kind: type[Member] | str,
+    base_url: str,
+    room_id: str,
+    participant_id: str,
+    token: str,
+    **options: Any,
+) -> Member:
+    cls = TRANSPORTS[kind] if isinstance(kind, str) else kind
+    member = cls(base_url, room_id, participant_id, token, **options)
+    return await member.start()
+
+
+async def host_room(base_url: str, transport: str = "socket") -> Member:
+    """Create a room and connect its host."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        room = await create_room(http)
+    return await open_member(transport, base_url, room["roomId"], "host", room["hostToken"])
+
+
+async def join_as(base_url: str, room_id: str, transport: str = "socket", **options: Any) -> Member:
+    """Join a room as a new viewer over the given transport."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        viewer = await join_room(http, room_id)
+    return await open_member(
+        transport, base_url, room_id, viewer["viewerId"], viewer["viewerToken"], **options
+    )

@@ -23,9 +23,6 @@ ALICE = Participant("room", "valiceaaaaa", Role.VIEWER)
 VIEWERS = {"valiceaaaaa", "vbobbbbbbbb"}
 
 
-
-
-
 def test_host_offers_and_candidates_go_to_the_named_viewer() -> None:
     assert route(HOST, Signal.OFFER, "vbobbbbbbbb", VIEWERS) == "vbobbbbbbbb"
     assert route(HOST, Signal.CANDIDATE, "valiceaaaaa", VIEWERS) == "valiceaaaaa"

@@ -121,8 +121,9 @@ async def test_removing_a_viewer_succeeds_once_and_wakes_its_reader(store: Store
 async def test_mailbox_numbers_messages_and_keeps_unacknowledged_ones(store: Store) -> None:
     rid = room().room_id
     await store.create_room(room(), TTL)
-    seqs = [await store.append(rid, "host", {"type": "candidate", "n": n}, TTL, 100)
-            for n in range(5)]
+    seqs = [
+        await store.append(rid, "host", {"type": "candidate", "n": n}, TTL, 100) for n in range(5)
+    ]
     assert seqs == [1, 2, 3, 4, 5]
     assert [m["n"] for m in await store.read(rid, "host", 0, 0)] == [0, 1, 2, 3, 4]
     # Sent up to 3, confirmed up to 2: 3 is kept for a resend, only 4 and 5 are new.
@@ -172,7 +173,8 @@ async def test_room_offer_is_taken_once_and_remembers_the_taker(store: Store) ->
         await store.put_room_offer(rid, {"type": "offer", "desc": {"sdp": "x"}}, TTL)
         assert await listener.wait(2)
     assert await store.take_room_offer(rid, "v0000000001") == {
-        "type": "offer", "desc": {"sdp": "x"}
+        "type": "offer",
+        "desc": {"sdp": "x"},
     }
     assert await store.take_room_offer(rid, "v0000000002") is None
     assert await store.room_offer_taker(rid) == "v0000000001"

@@ -175,11 +175,9 @@ class Connection:
                 payload = signal_payload(message.type, message.desc, message.candidate)
             except ValueError as exc:
                 raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
-            seq = await self.service.send(
-                self.participant, Signal(message.type), message.to, payload
-            )
+            await self.service.send(self.participant, Signal(message.type), message.to, payload)
             if message.id is not None:
-                await self.send({"type": "ack", "id": message.id, "seq": seq})
+                await self.send({"type": "accepted", "id": message.id})
         elif isinstance(message, AckMessage):
             # Only what was sent can be confirmed; a larger number would drop unsent mail.
             self.acked = max(self.acked, min(message.seq, self.sent))
