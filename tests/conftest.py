@@ -51,6 +51,7 @@ def memory_server(artifacts: Path) -> Iterator[ServerProcess]:
     server = ServerProcess(artifacts / "logs").start()
     yield server
     server.stop()
+    assert "Traceback" not in server.log(), f"the server logged a crash: {server.log_path}"
 
 
 @pytest.fixture
@@ -65,6 +66,7 @@ def redis_backed_server(artifacts: Path, redis_server: RedisServer) -> Iterator[
     server = ServerProcess(artifacts / "logs", redis_url=redis_server.url).start()
     yield server
     server.stop()
+    assert "Traceback" not in server.log(), f"the server logged a crash: {server.log_path}"
 
 
 @pytest.fixture(params=["memory", "redis"])

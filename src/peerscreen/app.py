@@ -57,25 +57,28 @@ class BodyLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
-                try:
-                    too_large = int(value) > self.limit
-                except ValueError:
-                    too_large = False
-                if too_large:
+                if value.isdigit() and int(value) > self.limit:
                     await self._refuse(scope, receive, send)
                     return
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+                await self.app(scope, receive, send)  # the server enforces the length
+                return
+        # No length given (chunked): read up to the limit here, then hand the body on.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, self._message())
-            return message
-
-        await self.app(scope, limited_receive, send)
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(chunks, None, receive), send)
 
     def _message(self) -> str:
         return f"Request body is larger than {self.limit // 1024} KB."
@@ -83,6 +86,22 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, self._message()))
         await response(scope, receive, send)
+
+
+def _replay(chunks: list[bytes], final: Message | None, receive: Receive) -> Receive:
+    """A receive callable that yields an already-read body, then defers to the server."""
+    pending: list[Message] = (
+        [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        if final is None
+        else [final]
+    )
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
 
 
 def _describe_validation(exc: RequestValidationError) -> PeerscreenError:
@@ -134,6 +153,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(exc, StoreUnavailable):
             logger.warning("store unavailable: %s", exc.detail)
         return error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"error": {"code": "internal_error", "message": "Unexpected server error."}},
+            status_code=500,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

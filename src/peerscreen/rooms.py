@@ -61,19 +61,15 @@ def route(sender: Participant, signal: Signal, to: str | None, viewers: set[str]
     """The participant id a signal goes to, or raise if the sender may not send it.
 
     Offers flow from the host to one viewer and answers from a viewer to the host; ICE
-    candidates flow both ways along the same pairs. An offer with no addressee (``None``
-    is returned) is the original single-viewer flow's room offer, taken by the first viewer
-    that asks for it.
+    candidates flow both ways along the same pairs. A host offer or candidate with no
+    addressee (``None`` is returned) belongs to the original single-viewer flow's room
+    offer, taken by the first viewer that asks for it.
     """
     if sender.is_host:
         if signal is Signal.ANSWER:
             raise forbidden("Only viewers send answers; the host sends offers.")
         if to is None:
-            if signal is Signal.OFFER:
-                return None
-            raise PeerscreenError(
-                ErrorCode.INVALID_REQUEST, "viewerId is required: say which viewer this is for."
-            )
+            return None
         if to not in viewers:
             raise PeerscreenError(
                 ErrorCode.VIEWER_NOT_FOUND, f"Viewer {to} is not in this room (it may have left)."
@@ -84,6 +80,13 @@ def route(sender: Participant, signal: Signal, to: str | None, viewers: set[str]
     if to not in (None, HOST_ID, sender.participant_id):
         raise forbidden("Viewers send signaling messages to the host only.")
     return HOST_ID
+
+
+def require_addressee(sender: Participant, to: str | None) -> None:
+    """On the room API (REST messages and WebSocket) the host names the viewer every time;
+    only the classic endpoints keep the unaddressed room offer."""
+    if sender.is_host and to is None:
+        raise PeerscreenError(ErrorCode.INVALID_REQUEST, "'to' is required: name the viewer.")
 
 
 def check_viewer_claim(

@@ -4,11 +4,13 @@ transport mixed in one room, on both stores."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
 from ..support.clients import (
     Member,
+    Message,
     answer_sdp,
     candidate,
     host_room,
@@ -41,17 +43,14 @@ async def exchange(host: Member, viewers: list[Member]) -> None:
 
     await asyncio.gather(*(viewer_side(v) for v in viewers))
 
+    def from_viewer(kind: str, viewer_id: str) -> Callable[[Message], bool]:
+        return lambda m: m["type"] == kind and m["from"] == viewer_id
+
     for v in viewers:
-        answer = await host.next(
-            lambda m, v=v: m["type"] == "answer" and m["from"] == v.participant_id
-        )
+        answer = await host.next(from_viewer("answer", v.participant_id))
         assert answer["desc"] == answer_sdp(v.participant_id)
         got = [
-            (
-                await host.next(
-                    lambda m, v=v: m["type"] == "candidate" and m["from"] == v.participant_id
-                )
-            )["candidate"]
+            (await host.next(from_viewer("candidate", v.participant_id)))["candidate"]
             for _ in range(2)
         ]
         assert got == [candidate(2), candidate(3)]  # in the order sent

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -233,7 +234,7 @@ async def test_bad_socket_messages_get_error_replies(memory_server: ServerProces
     host = await host_room(memory_server.base_url)
     viewer = await join_as(memory_server.base_url, host.room_id, "socket")
     assert isinstance(viewer, SocketMember) and isinstance(host, SocketMember)
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"type": "offer", "id": 1, "desc": offer_sdp("x")}, "forbidden"),
         ({"type": "answer", "id": 2}, "validation_error"),
         ({"type": "answer", "id": 3, "desc": offer_sdp("x")}, "validation_error"),

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from ..errors import ErrorCode, PeerscreenError, forbidden, invalid, unauthorized
+from ..errors import ErrorCode, PeerscreenError, forbidden, unauthorized
 from ..protocol import (
     Accepted,
+    ErrorResponse,
     Messages,
     RoomCreated,
     RoomInfo,
@@ -18,7 +19,7 @@ from ..protocol import (
     ViewerJoined,
     signal_payload,
 )
-from ..rooms import Role, Signal, clamp_wait
+from ..rooms import Signal, clamp_wait, require_addressee
 from ..service import parse_room_id
 from .deps import SignalingDep, TokenDep, error_responses
 
@@ -153,8 +154,7 @@ async def post_message(
         payload = signal_payload(body.type, body.desc, body.candidate)
     except ValueError as exc:
         raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
-    if sender.role is Role.HOST and body.to is None and body.type != "offer":
-        raise invalid("'to' is required: say which viewer this is for.")
+    require_addressee(sender, body.to)
     seq = await service.send(sender, Signal(body.type), body.to, payload)
     return Accepted(seq=seq)
 
@@ -162,7 +162,10 @@ async def post_message(
 @router.get(
     "/rooms/{room_id}/ws",
     status_code=426,
-    responses={426: {"description": "Upgrade to WebSocket: see docs/protocol.md."}},
+    responses={
+        426: {"model": ErrorResponse, "description": "Upgrade to WebSocket: docs/protocol.md."},
+        **error_responses(),
+    },
     summary="The participant's WebSocket (push delivery); plain HTTP gets 426",
 )
 async def socket_info(room_id: str) -> Response:

@@ -30,7 +30,7 @@ from ..protocol import (
     hello_adapter,
     signal_payload,
 )
-from ..rooms import Event, Participant, Signal
+from ..rooms import Event, Participant, Signal, require_addressee
 from ..service import Signaling, parse_room_id
 
 logger = logging.getLogger("peerscreen.socket")
@@ -175,6 +175,7 @@ class Connection:
                 payload = signal_payload(message.type, message.desc, message.candidate)
             except ValueError as exc:
                 raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
+            require_addressee(self.participant, message.to)
             await self.service.send(self.participant, Signal(message.type), message.to, payload)
             if message.id is not None:
                 await self.send({"type": "accepted", "id": message.id})

@@ -276,6 +276,9 @@ class RedisStore(Store):
     @_guarded
     async def ping(self) -> None:
         await self._redis.ping()
+        if not self._subscribed.is_set():
+            # Calls would work, but pushes from other processes would not arrive.
+            raise StoreUnavailable("not subscribed to the notification channel yet")
 
     @_guarded
     async def create_room(self, room: RoomRecord, ttl: float) -> bool:

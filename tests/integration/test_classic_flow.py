@@ -1,0 +1,127 @@
+"""A client that follows the original single-viewer polling flow literally still works:
+the host posts its offer before anyone joins, the viewer polls for it, and so on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from ..support.clients import answer_sdp, candidate, create_room, join_room, offer_sdp
+from ..support.processes import ServerProcess
+
+POLL_INTERVAL = 0.1  # the original polls every 1 s; faster here, same requests
+
+
+async def poll(
+    http: httpx.AsyncClient, path: str, params: dict[str, str], key: str, timeout: float = 10
+) -> Any:
+    """GET until the response's ``key`` is non-empty, like the original flow's pollers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await http.get(path, params=params)
+        assert response.status_code == 200, response.text
+        value = response.json()[key]
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"nothing at {path} within {timeout}s"
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def test_original_flow_with_one_viewer(any_server: ServerProcess) -> None:
+    base = any_server.base_url
+    async with httpx.AsyncClient(base_url=base) as anonymous:
+        room = await create_room(anonymous)
+    room_id = room["roomId"]
+    host = httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {room['hostToken']}"}
+    )
+
+    # Host: getDisplayMedia, createOffer, POST /api/offer, and its candidates, before
+    # any viewer exists.
+    response = await host.post("/api/offer", json={"roomId": room_id, "desc": offer_sdp("h")})
+    assert response.status_code == 200, response.text
+    for n in (1, 2):
+        response = await host.post(
+            "/api/candidate", json={"roomId": room_id, "role": "host", "candidate": candidate(n)}
+        )
+        assert response.status_code == 200, response.text
+
+    # Viewer: validate the room via diagnostics, then poll for the offer.
+    async with httpx.AsyncClient(base_url=base) as anonymous:
+        diagnostics = await anonymous.get("/api/diagnostics", params={"roomId": room_id})
+        assert diagnostics.json()["exists"] is True
+        joined = await join_room(anonymous, room_id)
+    viewer_id = joined["viewerId"]
+    viewer = httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {joined['viewerToken']}"}
+    )
+    as_viewer = {"roomId": room_id, "role": "viewer", "viewerId": viewer_id}
+    desc = await poll(viewer, "/api/offer", as_viewer, "desc")
+    assert desc == offer_sdp("h")
+    # The offer is single-use: asking again gives nothing.
+    assert (await viewer.get("/api/offer", params=as_viewer)).json() == {"desc": None}
+
+    response = await viewer.post("/api/answer", json={"roomId": room_id, "desc": answer_sdp("v")})
+    assert response.status_code == 200, response.text
+    response = await viewer.post(
+        "/api/candidate",
+        json={
+            "roomId": room_id,
+            "role": "viewer",
+            "viewerId": viewer_id,
+            "candidate": candidate(3),
+        },
+    )
+    assert response.status_code == 200, response.text
+    # A host candidate sent after the viewer took the offer reaches that viewer too.
+    await host.post(
+        "/api/candidate", json={"roomId": room_id, "role": "host", "candidate": candidate(4)}
+    )
+
+    # Host polls for the answer and the viewer's candidates.
+    answer = await poll(host, "/api/answer", {"roomId": room_id}, "desc")
+    assert answer == answer_sdp("v")
+    host_candidates = await poll(
+        host, "/api/candidate", {"roomId": room_id, "role": "host"}, "candidates"
+    )
+    assert host_candidates == [{**candidate(3), "viewerId": viewer_id}]
+
+    # Viewer polls for the host's candidates: early and late ones, in order.
+    viewer_candidates = await poll(viewer, "/api/candidate", as_viewer, "candidates")
+    assert viewer_candidates == [candidate(1), candidate(2), candidate(4)]
+
+    await host.aclose()
+    await viewer.aclose()
+
+
+async def test_long_poll_returns_the_answer_and_empty_at_its_deadline(
+    memory_server: ServerProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=memory_server.base_url, timeout=40) as http:
+        room = await create_room(http)
+        joined = await join_room(http, room["roomId"])
+        host_auth = {"Authorization": f"Bearer {room['hostToken']}"}
+        viewer_auth = {"Authorization": f"Bearer {joined['viewerToken']}"}
+
+        waiting = asyncio.create_task(
+            http.get(
+                "/api/answer", params={"roomId": room["roomId"], "wait": 20}, headers=host_auth
+            )
+        )
+        await http.post(
+            "/api/answer",
+            headers=viewer_auth,
+            json={"roomId": room["roomId"], "desc": answer_sdp("late")},
+        )
+        response = await asyncio.wait_for(waiting, 10)
+        assert response.json()["desc"] == answer_sdp("late")
+        assert response.json()["viewerId"] == joined["viewerId"]
+
+        # Nothing comes: the long-poll returns empty at its deadline.
+        response = await http.get(
+            "/api/answer", params={"roomId": room["roomId"], "wait": 0.5}, headers=host_auth
+        )
+        assert response.json() == {"desc": None, "viewerId": None, "answers": []}
