@@ -119,8 +119,28 @@ def _describe_validation(exc: RequestValidationError) -> PeerscreenError:
     return PeerscreenError(ErrorCode.VALIDATION_ERROR, message)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class PeerscreenApp:
+    """The ASGI entry point: HTTP goes to the FastAPI application, WebSockets straight to
+    the socket endpoint (see :mod:`peerscreen.api.socket` for why)."""
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            sockets: socket.Sockets = self.api.state.sockets
+            await sockets(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> PeerscreenApp:
     """The peerscreen application for the given settings (defaults: environment)."""
+    return PeerscreenApp(create_api(settings))
+
+
+def create_api(settings: Settings | None = None) -> FastAPI:
+    """The HTTP API as a FastAPI application; its lifespan runs the store and sockets."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -129,12 +149,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await store.open()
         signaling = Signaling(settings, store)
         await signaling.start()
+        sockets = socket.Sockets(signaling)
+        await sockets.start()
         app.state.signaling = signaling
-        app.state.connections = socket.Connections()
+        app.state.sockets = sockets
         logger.info("peerscreen %s: %s store", __version__, store.kind)
         try:
             yield
         finally:
+            await sockets.stop()
             await signaling.stop()
             await store.close()
 
@@ -187,7 +210,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(rooms.router)
     app.include_router(classic.router)
-    app.include_router(socket.router)
 
     @app.get(
         "/healthz",

@@ -104,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # logging per call at info level; errors are logged by the app.
         access_log=level == "debug",
         ws_max_size=2 * 1024 * 1024,
+        # Signaling messages are small and short-lived: compressing them costs more CPU
+        # than it saves bytes, and each connection's zlib state costs tens of kilobytes.
+        ws_per_message_deflate=False,
+        # The server pings at the application level (a message the page can see and
+        # answer); protocol pings would only double the timers per connection.
+        ws="websockets-sansio",
+        ws_ping_interval=None,
     )
     return 0
 

@@ -70,6 +70,8 @@ class Signaling:
         # Grace deadlines (monotonic) of participants this process has seen.
         self._deadlines: dict[tuple[str, str], float] = {}
         self._presence: dict[tuple[str, str], Presence] = {}
+        # Rooms this process ended, so late calls do not count their participants present.
+        self._ended: dict[str, float] = {}
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -166,6 +168,10 @@ class Signaling:
         viewers = await self.store.get_viewers(room_id)
         for participant_id in [HOST_ID, *viewers]:
             await self._notify(room_id, participant_id, message, ttl=ENDED_RETENTION)
+        now = time.monotonic()
+        self._ended[room_id] = now
+        for ended_id in [r for r, at in self._ended.items() if now - at > ENDED_RETENTION]:
+            del self._ended[ended_id]
         for key in [k for k in self._deadlines if k[0] == room_id]:
             self._forget(key)
         return True
@@ -359,7 +365,7 @@ class Signaling:
 
     async def seen(self, participant: Participant, *, force: bool = False) -> None:
         """The participant is here now: refresh its presence and the room's expiry."""
-        if participant.room_ended:
+        if participant.room_ended or participant.room_id in self._ended:
             return
         key = (participant.room_id, participant.participant_id)
         now = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -177,11 +178,11 @@ class SocketMember(Member):
                 if message["type"] == "ping":
                     self.pings += 1
                     if self.answer_pings:
-                        await self.socket.send(json.dumps({"type": "pong"}))
+                        await self._reply({"type": "pong"})
                 elif "seq" in message:
                     self._inbox.put_nowait(message)
                     if self.auto_ack:
-                        await self.socket.send(json.dumps({"type": "ack", "seq": message["seq"]}))
+                        await self._reply({"type": "ack", "seq": message["seq"]})
                 else:
                     self.replies.put_nowait(message)
         except websockets.ConnectionClosed:
@@ -191,6 +192,12 @@ class SocketMember(Member):
                 self.close_code = self.socket.close_code
                 self.close_reason = self.socket.close_reason
             self._inbox.put_nowait(None)
+
+    async def _reply(self, message: Message) -> None:
+        # The server may close right after its last message: keep reading what it sent.
+        assert self.socket is not None
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self.socket.send(json.dumps(message))
 
     async def _fetch(self, timeout: float) -> list[Message]:
         try:

@@ -1,8 +1,10 @@
 """The participant WebSocket: push delivery of its mailbox, and a way to send signals.
 
-Each connection runs two tasks: a reader that handles what the client sends, and a pump
-that sends the mailbox as it fills, pings the client and drops it when it falls silent.
-Both send through one lock, with a timeout so one stuck client cannot hold a task forever.
+This endpoint speaks ASGI directly rather than through the web framework: a signaling
+server holds thousands of mostly idle sockets, and each framework layer costs kilobytes
+per socket and microseconds per message. An idle connection here is one object and the
+server's own reader task; mail is delivered by a short task started when mail arrives,
+and one ticker per process pings every socket and drops the silent ones.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
-from starlette.websockets import WebSocketState
+from starlette.types import Receive, Scope, Send
 
 from ..errors import ErrorCode, PeerscreenError, StoreUnavailable
 from ..protocol import (
@@ -35,11 +37,13 @@ from ..service import Signaling, parse_room_id
 
 logger = logging.getLogger("peerscreen.socket")
 
-router = APIRouter()
+PATH = re.compile(r"^/api/rooms/([^/]{1,64})/ws$")
 
 CLOSE_NORMAL = 1000
+CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_BAD_MESSAGE = 4400
+CLOSE_GONE = 4403
 CLOSE_HEARTBEAT = 4408
 CLOSE_REPLACED = 4409
 CLOSE_ENDED = 4410
@@ -58,116 +62,148 @@ def _dumps(message: dict[str, Any]) -> str:
 
 
 class _Closing(Exception):
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, *, finished: bool = False) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-class Connections:
-    """This process's open sockets, one per participant: a new one replaces the old."""
-
-    def __init__(self) -> None:
-        self._open: dict[tuple[str, str], Connection] = {}
-
-    def add(self, connection: Connection) -> None:
-        key = connection.key
-        old = self._open.get(key)
-        self._open[key] = connection
-        if old is not None:
-            old.replace()
-
-    def remove(self, connection: Connection) -> None:
-        if self._open.get(connection.key) is connection:
-            del self._open[connection.key]
-
-    def __len__(self) -> int:
-        return len(self._open)
+        self.finished = finished  # the participant left or the room ended: no grace period
 
 
 class Connection:
+    """One authenticated socket of one participant."""
+
+    __slots__ = (
+        "_delivering",
+        "_dirty",
+        "_send",
+        "acked",
+        "close_code",
+        "finished",
+        "key",
+        "last_heard",
+        "participant",
+        "ping_due",
+        "sent",
+        "service",
+    )
+
     def __init__(
-        self, websocket: WebSocket, service: Signaling, participant: Participant, resume: int
+        self, send: Send, service: Signaling, participant: Participant, resume: int
     ) -> None:
-        self.websocket = websocket
+        self._send = send
         self.service = service
         self.participant = participant
         self.key = (participant.room_id, participant.participant_id)
         self.sent = resume  # newest sequence number sent on this socket
         self.acked = resume  # newest the client confirmed
         self.last_heard = time.monotonic()
-        self._send_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._replaced = False
-        self._finished = False  # left, removed or ended: no grace period
+        self.ping_due = False
+        self.close_code: int | None = None
+        self.finished = False
+        self._delivering = False
+        self._dirty = False
 
-    @property
-    def settings(self) -> Any:
-        return self.service.settings
+    # --- sending ------------------------------------------------------------------------
 
     async def send(self, message: dict[str, Any]) -> None:
-        async with self._send_lock, asyncio.timeout(self.settings.heartbeat_timeout):
-            await self.websocket.send_text(_dumps(message))
+        if self.close_code is None:
+            await self._send({"type": "websocket.send", "text": _dumps(message)})
 
-    def replace(self) -> None:
-        self._replaced = True
-        for task in self._tasks:
-            task.cancel()
+    async def close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            with contextlib.suppress(Exception):
+                await self._send(
+                    {"type": "websocket.close", "code": code, "reason": _close_reason(reason)}
+                )
 
-    async def run(self, welcome: dict[str, Any]) -> None:
-        await self.send(welcome)
-        reader = asyncio.create_task(self._read_loop())
-        pump = asyncio.create_task(self._pump())
-        self._tasks = [reader, pump]
-        code, reason = CLOSE_NORMAL, ""
+    def wake(self) -> None:
+        """Mail arrived (or a ping is due): deliver it, starting a task only if none runs."""
+        if self._delivering:
+            self._dirty = True
+            return
+        self._delivering = True
+        asyncio.get_running_loop().create_task(self._deliver())
+
+    async def _deliver(self) -> None:
         try:
-            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task.cancelled():
-                    continue
-                exc = task.exception()
-                if isinstance(exc, _Closing):
-                    code, reason = exc.code, exc.reason
-                elif exc is not None and not isinstance(
-                    exc, WebSocketDisconnect | TimeoutError | OSError
-                ):
-                    logger.error("socket %s failed", self.key, exc_info=exc)
-                    code, reason = 1011, "Internal error"
-            if self._replaced:
-                code, reason = CLOSE_REPLACED, "Replaced by a newer connection"
-        finally:
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-            await _close(self.websocket, code, reason)
-            if not self._replaced and not self._finished:
-                self.service.went_away(self.participant)
+            while True:
+                self._dirty = False
+                if self.ping_due:
+                    self.ping_due = False
+                    await self.send({"type": "ping"})
+                await self._deliver_mail()
+                if not self._dirty or self.close_code is not None:
+                    # No await between this check and the flag: a wake() after it starts
+                    # a new task instead of being lost.
+                    self._delivering = False
+                    return
+        except _Closing as closing:
+            self._delivering = False
+            self.finished = self.finished or closing.finished
+            await self.close(closing.code, closing.reason)
+        except StoreUnavailable:
+            self._delivering = False  # retried at the next wake-up or heartbeat
+        except OSError:
+            self._delivering = False  # the client went away; the reader sees it too
+        except Exception:
+            self._delivering = False
+            logger.exception("socket %s: delivery failed", self.key)
+            await self.close(CLOSE_INTERNAL, "Internal error")
 
-    async def _read_loop(self) -> None:
-        while True:
-            text = await self.websocket.receive_text()
+    async def _deliver_mail(self) -> None:
+        participant = self.participant
+        store = self.service.store
+        messages = await store.read(
+            participant.room_id, participant.participant_id, self.sent, self.acked
+        )
+        if not messages and not participant.is_host:
+            # Woken with nothing to read: the viewer may have been removed.
+            viewers = await store.get_viewers(participant.room_id)
+            if participant.participant_id not in viewers:
+                raise _Closing(
+                    CLOSE_GONE,
+                    "You are no longer in this room (you left or were removed).",
+                    finished=True,
+                )
+        for message in messages:
+            if message["seq"] <= self.sent:
+                continue  # a concurrent delivery already sent it
+            await self.send(message)
+            self.sent = message["seq"]
+            if message["type"] == Event.ROOM_ENDED:
+                raise _Closing(CLOSE_ENDED, "The host ended this room.", finished=True)
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def run(self, receive: Receive) -> None:
+        """Read the client's messages until the socket closes."""
+        while self.close_code is None:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                raw = message.get("bytes") or b""
+                text = raw.decode("utf-8", errors="replace")
             self.last_heard = time.monotonic()
-            await self._handle(text)
+            try:
+                await self._handle(text)
+            except _Closing as closing:
+                self.finished = self.finished or closing.finished
+                await self.close(closing.code, closing.reason)
+                return
 
     async def _handle(self, text: str) -> None:
-        message_id: Any = None
         try:
             if len(text) > MAX_BODY_BYTES:
                 raise PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, "Message too large.")
-            try:
-                data = json.loads(text)
-            except ValueError as exc:
-                raise PeerscreenError(ErrorCode.INVALID_REQUEST, "Message is not JSON.") from exc
-            if isinstance(data, dict):
-                message_id = data.get("id") if isinstance(data.get("id"), str | int) else None
-            message = client_message_adapter.validate_python(data)
+            message = client_message_adapter.validate_json(text)
             await self._dispatch(message)
         except ValidationError as exc:
-            await self._send_error(message_id, _validation_error(exc))
+            await self._send_error(text, _validation_error(exc))
         except PeerscreenError as exc:
-            await self._send_error(message_id, exc)
+            await self._send_error(text, exc)
 
     async def _dispatch(self, message: Any) -> None:
         if isinstance(message, WsSignal):
@@ -192,124 +228,175 @@ class Connection:
                 await self.service.remove_viewer(
                     self.participant, self.participant.participant_id, "left"
                 )
-            self._finished = True
-            raise _Closing(CLOSE_NORMAL, "Left the room")
+            raise _Closing(CLOSE_NORMAL, "Left the room", finished=True)
         elif isinstance(message, HelloMessage):
             raise PeerscreenError(ErrorCode.INVALID_REQUEST, "Already authenticated.")
 
-    async def _send_error(self, message_id: Any, error: PeerscreenError) -> None:
+    async def _send_error(self, text: str, error: PeerscreenError) -> None:
         await self.send(
-            {"type": "error", "id": message_id, "code": error.code.value, "message": error.message}
+            {
+                "type": "error",
+                "id": _message_id(text),
+                "code": error.code.value,
+                "message": error.message,
+            }
         )
 
-    async def _pump(self) -> None:
-        participant = self.participant
-        store = self.service.store
-        interval = self.settings.heartbeat_interval
-        next_ping = time.monotonic() + interval
-        woken = False
-        with store.listen(participant.room_id, participant.participant_id) as listener:
-            while True:
-                try:
-                    messages = await store.read(
-                        participant.room_id, participant.participant_id, self.sent, self.acked
-                    )
-                    if not messages and woken and not participant.is_host:
-                        await self._check_still_member()
-                except StoreUnavailable:
-                    messages = []  # retried at the next wake-up or heartbeat
-                for message in messages:
-                    await self.send(message)
-                    self.sent = message["seq"]
-                    if message["type"] == Event.ROOM_ENDED:
-                        self._finished = True
-                        raise _Closing(CLOSE_ENDED, "The host ended this room.")
-                now = time.monotonic()
-                if now >= next_ping:
-                    if now - self.last_heard > self.settings.heartbeat_timeout:
-                        raise _Closing(CLOSE_HEARTBEAT, "No reply to heartbeats")
-                    await self.send({"type": "ping"})
-                    with contextlib.suppress(StoreUnavailable):
-                        await self.service.seen(participant)
-                    next_ping = now + interval
-                woken = await listener.wait(max(0.0, next_ping - time.monotonic()))
 
-    async def _check_still_member(self) -> None:
-        viewers = await self.service.store.get_viewers(self.participant.room_id)
-        if self.participant.participant_id not in viewers:
-            self._finished = True
-            raise _Closing(4403, "You are no longer in this room (you left or were removed).")
+def _message_id(text: str) -> Any:
+    """The client's ``id`` of a message that failed, so it can match the error to it."""
+    if len(text) > MAX_BODY_BYTES:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("id"), str | int):
+        return data["id"]
+    return None
 
 
 def _validation_error(exc: ValidationError) -> PeerscreenError:
     first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return PeerscreenError(ErrorCode.INVALID_REQUEST, "Message is not JSON.")
     where = ".".join(str(part) for part in first.get("loc", ()))
     if first.get("type") == "string_too_long":
         return PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, f"{where}: too long.")
     return PeerscreenError(ErrorCode.VALIDATION_ERROR, f"{where}: {first.get('msg')}")
 
 
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    if websocket.application_state == WebSocketState.DISCONNECTED:
-        return
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(2.0):
-            await websocket.close(code, _close_reason(reason))
+class Sockets:
+    """The WebSocket endpoint, this process's open connections, and their heartbeat."""
 
+    def __init__(self, service: Signaling) -> None:
+        self.service = service
+        self._open: dict[tuple[str, str], Connection] = {}
+        self._ticker: asyncio.Task[None] | None = None
 
-@router.websocket("/api/rooms/{room_id}/ws")
-async def room_socket(websocket: WebSocket, room_id: str) -> None:
-    """Authenticate with a hello message, then exchange messages (docs/protocol.md)."""
-    service: Signaling = websocket.app.state.signaling
-    connections: Connections = websocket.app.state.connections
-    # Accept first: a refused handshake reaches browsers as a bare 1006 with no reason.
-    await websocket.accept()
-    try:
-        canonical = parse_room_id(room_id)
-        async with asyncio.timeout(service.settings.hello_timeout):
-            text = await websocket.receive_text()
+    def __len__(self) -> int:
+        return len(self._open)
+
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_forever(), name="socket-heartbeat")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for connection in list(self._open.values()):
+            await connection.close(1001, "Server shutting down")
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.service.settings.heartbeat_interval)
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("heartbeat failed")
+
+    async def tick(self) -> None:
+        """Ping every socket, drop the silent ones, and mark the rest present."""
+        now = time.monotonic()
+        timeout = self.service.settings.heartbeat_timeout
+        for connection in list(self._open.values()):
+            if now - connection.last_heard > timeout:
+                await connection.close(CLOSE_HEARTBEAT, "No reply to heartbeats")
+                continue
+            connection.ping_due = True
+            connection.wake()
+            with contextlib.suppress(StoreUnavailable):
+                await self.service.seen(connection.participant)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = PATH.match(scope["path"])
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if match is None:
+            await send({"type": "websocket.close", "code": 1008})  # refuses the handshake
+            return
+        # Accept first: a refused handshake reaches browsers as a bare 1006 with no reason.
+        await send({"type": "websocket.accept"})
+        opened = await self._authenticate(match.group(1), receive, send)
+        if opened is None:
+            return
+        participant, hello, welcome = opened
+        connection = Connection(send, self.service, participant, hello.resume)
+        store = self.service.store
+        old = self._open.get(connection.key)
+        self._open[connection.key] = connection
+        if old is not None:
+            await old.close(CLOSE_REPLACED, "Replaced by a newer connection")
+        logger.info("room %s: %s socket open", participant.room_id, participant.participant_id)
         try:
-            hello = hello_adapter.validate_json(text)
-        except ValidationError as exc:
-            raise PeerscreenError(
-                ErrorCode.INVALID_REQUEST,
-                'The first message must be {"type": "hello", "token": ...}: '
-                + _validation_error(exc).message,
-            ) from exc
-        participant = await service.authenticate(canonical, hello.token, allow_ended=True)
-        last_seq = await service.store.last_seq(canonical, participant.participant_id)
-        if hello.resume > last_seq:
-            raise PeerscreenError(
-                ErrorCode.INVALID_REQUEST,
-                f"Cannot resume after {hello.resume}: the newest message is {last_seq}.",
+            with store.notifier.subscribe(
+                participant.room_id, participant.participant_id, connection
+            ):
+                await connection.send(welcome)
+                connection.wake()  # whatever waited while the socket was down
+                await connection.run(receive)
+        finally:
+            if self._open.get(connection.key) is connection:
+                del self._open[connection.key]
+            await connection.close(CLOSE_NORMAL, "")
+            replaced = self._open.get(connection.key) is not None
+            if not connection.finished and not replaced:
+                self.service.went_away(participant)
+            logger.info(
+                "room %s: %s socket closed", participant.room_id, participant.participant_id
             )
-        await service.seen(participant, force=True)
-    except TimeoutError:
-        await _close(websocket, CLOSE_HEARTBEAT, "No hello message in time")
-        return
-    except WebSocketDisconnect:
-        return
-    except StoreUnavailable as exc:
-        await _close(websocket, CLOSE_TRY_AGAIN_LATER, exc.message)
-        return
-    except PeerscreenError as exc:
-        await _close(websocket, exc.close_code, exc.message)
-        return
 
-    connection = Connection(websocket, service, participant, hello.resume)
-    connections.add(connection)
-    logger.info("room %s: %s socket open", canonical, participant.participant_id)
-    try:
-        await connection.run(
-            {
-                "type": "welcome",
-                "roomId": canonical,
-                "participantId": participant.participant_id,
-                "role": participant.role.value,
-                "lastSeq": last_seq,
-                "heartbeat": service.settings.heartbeat_interval,
-            }
-        )
-    finally:
-        connections.remove(connection)
-        logger.info("room %s: %s socket closed", canonical, participant.participant_id)
+    async def _authenticate(
+        self, room_text: str, receive: Receive, send: Send
+    ) -> tuple[Participant, HelloMessage, dict[str, Any]] | None:
+        service = self.service
+
+        async def refuse(code: int, reason: str) -> None:
+            with contextlib.suppress(Exception):
+                await send(
+                    {"type": "websocket.close", "code": code, "reason": _close_reason(reason)}
+                )
+
+        try:
+            room_id = parse_room_id(room_text)
+            async with asyncio.timeout(service.settings.hello_timeout):
+                message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            text = message.get("text") or (message.get("bytes") or b"").decode(errors="replace")
+            try:
+                hello = hello_adapter.validate_json(text)
+            except ValidationError as exc:
+                raise PeerscreenError(
+                    ErrorCode.INVALID_REQUEST,
+                    'The first message must be {"type": "hello", "token": ...}: '
+                    + _validation_error(exc).message,
+                ) from exc
+            participant = await service.authenticate(room_id, hello.token, allow_ended=True)
+            last_seq = await service.store.last_seq(room_id, participant.participant_id)
+            if hello.resume > last_seq:
+                raise PeerscreenError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"Cannot resume after {hello.resume}: the newest message is {last_seq}.",
+                )
+            await service.seen(participant, force=True)
+        except TimeoutError:
+            await refuse(CLOSE_HEARTBEAT, "No hello message in time")
+            return None
+        except StoreUnavailable as exc:
+            await refuse(CLOSE_TRY_AGAIN_LATER, exc.message)
+            return None
+        except PeerscreenError as exc:
+            await refuse(exc.close_code, exc.message)
+            return None
+        welcome = {
+            "type": "welcome",
+            "roomId": room_id,
+            "participantId": participant.participant_id,
+            "role": participant.role.value,
+            "lastSeq": last_seq,
+            "heartbeat": service.settings.heartbeat_interval,
+        }
+        return participant, hello, welcome

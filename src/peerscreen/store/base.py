@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 Message = dict[str, Any]
 
@@ -91,7 +92,8 @@ class Listener:
     async def wait(self, timeout: float) -> bool:
         """True if woken, False on timeout."""
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
             return False
         finally:
@@ -99,14 +101,33 @@ class Listener:
         return True
 
 
+class Wakeable(Protocol):
+    def wake(self) -> None: ...
+
+
 class Notifier:
-    """In-process registry of listeners, keyed by (room id, participant id)."""
+    """In-process registry of what to wake when a mailbox changes, keyed by
+    (room id, participant id): :class:`Listener` objects, or sockets that deliver."""
 
     def __init__(self) -> None:
-        self._listeners: dict[tuple[str, str], set[Listener]] = {}
+        self._listeners: dict[tuple[str, str], set[Wakeable]] = {}
 
     def listen(self, room_id: str, *names: str) -> Listener:
         return Listener(self, [(room_id, name) for name in names])
+
+    @contextmanager
+    def subscribe(self, room_id: str, name: str, target: Wakeable) -> Iterator[None]:
+        """Wake ``target`` for every change of the mailbox while the block runs."""
+        key = (room_id, name)
+        self._listeners.setdefault(key, set()).add(target)
+        try:
+            yield
+        finally:
+            targets = self._listeners.get(key)
+            if targets is not None:
+                targets.discard(target)
+                if not targets:
+                    del self._listeners[key]
 
     def notify(self, room_id: str, participant_id: str) -> None:
         for listener in self._listeners.get((room_id, participant_id), ()):
