@@ -13,7 +13,7 @@ For each server, in turn and ``--repeats`` times:
    number of messages relayed: CPU-microseconds per message, independent of the client.
 
 Both protocols' keep-alives run as their real clients do them (PeerJS: a HEARTBEAT every
-5 s from each client; peerscreen: a pong to each server ping, and an ack every 16 messages).
+5 s from each client; peerscreen: a pong to each server ping, and an ack every 50 messages).
 
 PeerJS server (npm package ``peer``) is installed into a cache folder outside the
 repository on first use. Only loopback addresses are used; every loop is bounded.
@@ -52,7 +52,7 @@ from websockets.asyncio.client import ClientConnection
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("PEERSCREEN_BENCH_CACHE", Path.home() / ".cache" / "peerscreen-bench"))
 PEERJS_VERSION = "1.0.2"
-ACK_EVERY = 16
+ACK_EVERY = 50
 PEERJS_HEARTBEAT = 5.0
 CONNECT_CONCURRENCY = 64
 

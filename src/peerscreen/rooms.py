@@ -57,8 +57,10 @@ class Participant:
         return self.role is Role.HOST
 
 
-def route(sender: Participant, signal: Signal, to: str | None, viewers: set[str]) -> str | None:
+def route(sender: Participant, signal: Signal, to: str | None, to_is_viewer: bool) -> str | None:
     """The participant id a signal goes to, or raise if the sender may not send it.
+
+    ``to_is_viewer`` says whether ``to`` names a viewer of the room (the caller looks).
 
     Offers flow from the host to one viewer and answers from a viewer to the host; ICE
     candidates flow both ways along the same pairs. A host offer or candidate with no
@@ -70,7 +72,7 @@ def route(sender: Participant, signal: Signal, to: str | None, viewers: set[str]
             raise forbidden("Only viewers send answers; the host sends offers.")
         if to is None:
             return None
-        if to not in viewers:
+        if not to_is_viewer:
             raise PeerscreenError(
                 ErrorCode.VIEWER_NOT_FOUND, f"Viewer {to} is not in this room (it may have left)."
             )

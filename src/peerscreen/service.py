@@ -239,10 +239,10 @@ class Signaling:
         ``None`` for the room offer of the single-viewer flow, which has no addressee.
         """
         room_id = sender.room_id
-        viewers: set[str] = set()
+        to_is_viewer = False
         if sender.is_host and to is not None:
-            viewers = set(await self.store.get_viewers(room_id))
-        recipient = route(sender, signal, to, viewers)
+            to_is_viewer = await self.store.has_viewer(room_id, to)
+        recipient = route(sender, signal, to, to_is_viewer)
         message = {"type": signal.value, "from": sender.participant_id, **payload}
         ttl = self.settings.room_ttl
         if recipient is None:

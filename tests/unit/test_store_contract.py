@@ -232,3 +232,12 @@ async def test_redis_notifications_cross_processes(redis_server: RedisServer) ->
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_has_viewer(store: Store) -> None:
+    record = room()
+    await store.create_room(record, TTL)
+    await store.add_viewer(record.room_id, viewer(1), 5, TTL)
+    assert await store.has_viewer(record.room_id, viewer(1).viewer_id)
+    assert not await store.has_viewer(record.room_id, viewer(2).viewer_id)
+    assert not await store.has_viewer("nope-nopee-nope", viewer(1).viewer_id)

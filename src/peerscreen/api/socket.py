@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 from starlette.types import Receive, Scope, Send
 
 from ..errors import ErrorCode, PeerscreenError, StoreUnavailable
@@ -39,6 +40,9 @@ logger = logging.getLogger("peerscreen.socket")
 
 PATH = re.compile(r"^/api/rooms/([^/]{1,64})/ws$")
 
+HEARTBEAT_SLICES = 20
+PING = {"type": "ping"}
+
 CLOSE_NORMAL = 1000
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -55,10 +59,6 @@ def _close_reason(text: str) -> str:
     if len(encoded) <= 123:
         return text
     return encoded[:120].decode(errors="ignore") + "..."
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))
 
 
 class _Closing(Exception):
@@ -82,7 +82,6 @@ class Connection:
         "key",
         "last_heard",
         "participant",
-        "ping_due",
         "sent",
         "service",
     )
@@ -97,7 +96,6 @@ class Connection:
         self.sent = resume  # newest sequence number sent on this socket
         self.acked = resume  # newest the client confirmed
         self.last_heard = time.monotonic()
-        self.ping_due = False
         self.close_code: int | None = None
         self.finished = False
         self._delivering = False
@@ -107,7 +105,7 @@ class Connection:
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.close_code is None:
-            await self._send({"type": "websocket.send", "text": _dumps(message)})
+            await self._send({"type": "websocket.send", "text": to_json(message).decode()})
 
     async def close(self, code: int, reason: str) -> None:
         if self.close_code is None:
@@ -118,7 +116,7 @@ class Connection:
                 )
 
     def wake(self) -> None:
-        """Mail arrived (or a ping is due): deliver it, starting a task only if none runs."""
+        """Mail arrived: deliver it, starting a task only if none runs."""
         if self._delivering:
             self._dirty = True
             return
@@ -129,9 +127,6 @@ class Connection:
         try:
             while True:
                 self._dirty = False
-                if self.ping_due:
-                    self.ping_due = False
-                    await self.send({"type": "ping"})
                 await self._deliver_mail()
                 if not self._dirty or self.close_code is not None:
                     # No await between this check and the flag: a wake() after it starts
@@ -289,23 +284,29 @@ class Sockets:
             await connection.close(1001, "Server shutting down")
 
     async def _tick_forever(self) -> None:
+        # Each interval is cut in slices and each slice visits its share of the sockets:
+        # pinging thousands at once would hold the loop long enough to delay messages.
+        interval = self.service.settings.heartbeat_interval
+        slices = HEARTBEAT_SLICES
+        turn = 0
         while True:
-            await asyncio.sleep(self.service.settings.heartbeat_interval)
+            await asyncio.sleep(interval / slices)
             try:
-                await self.tick()
+                await self.tick(turn % slices, slices)
             except Exception:
                 logger.exception("heartbeat failed")
+            turn += 1
 
-    async def tick(self) -> None:
-        """Ping every socket, drop the silent ones, and mark the rest present."""
+    async def tick(self, part: int = 0, parts: int = 1) -> None:
+        """Ping this part of the sockets, drop the silent ones, and mark the rest present."""
         now = time.monotonic()
         timeout = self.service.settings.heartbeat_timeout
-        for connection in list(self._open.values()):
+        for connection in list(self._open.values())[part::parts]:
             if now - connection.last_heard > timeout:
                 await connection.close(CLOSE_HEARTBEAT, "No reply to heartbeats")
                 continue
-            connection.ping_due = True
-            connection.wake()
+            with contextlib.suppress(OSError):
+                await connection.send(PING)
             with contextlib.suppress(StoreUnavailable):
                 await self.service.seen(connection.participant)
 

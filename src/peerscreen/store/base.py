@@ -196,6 +196,9 @@ class Store(ABC):
     @abstractmethod
     async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]: ...
 
+    @abstractmethod
+    async def has_viewer(self, room_id: str, viewer_id: str) -> bool: ...
+
     # mailboxes
     @abstractmethod
     async def append(

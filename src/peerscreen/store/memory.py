@@ -124,6 +124,10 @@ class MemoryStore(Store):
         room = self._room(room_id)
         return dict(room.viewers) if room is not None else {}
 
+    async def has_viewer(self, room_id: str, viewer_id: str) -> bool:
+        room = self._room(room_id)
+        return room is not None and viewer_id in room.viewers
+
     async def append(
         self, room_id: str, recipient: str, message: Message, ttl: float, max_pending: int
     ) -> int | None:

@@ -340,6 +340,10 @@ class RedisStore(Store):
         return {vid: ViewerRecord(**json.loads(text)) for vid, text in raw.items()}
 
     @_guarded
+    async def has_viewer(self, room_id: str, viewer_id: str) -> bool:
+        return bool(await self._redis.hexists(f"room:{room_id}:viewers", viewer_id))
+
+    @_guarded
     async def append(
         self, room_id: str, recipient: str, message: Message, ttl: float, max_pending: int
     ) -> int | None:
