@@ -182,7 +182,8 @@ class Peerscreen(Target):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "peerscreen", "serve", "--port", str(self.port),
-                "--log-level", "warning", "--max-viewers", "1"]
+                "--log-level", "warning", "--max-viewers", "1",
+                *os.environ.get("PEERSCREEN_BENCH_ARGS", "").split()]
 
     async def open_pairs(self, pairs: int) -> None:
         base = f"http://127.0.0.1:{self.port}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -154,6 +155,11 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         app.state.signaling = signaling
         app.state.sockets = sockets
         logger.info("peerscreen %s: %s store", __version__, store.kind)
+        # Everything loaded so far (modules, schemas, routes) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise stall
+        # message delivery for tens of milliseconds once thousands of sockets are open.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -40,7 +40,7 @@ logger = logging.getLogger("peerscreen.socket")
 
 PATH = re.compile(r"^/api/rooms/([^/]{1,64})/ws$")
 
-HEARTBEAT_SLICES = 20
+HEARTBEAT_SLICE = 0.05
 PING = {"type": "ping"}
 
 CLOSE_NORMAL = 1000
@@ -284,10 +284,11 @@ class Sockets:
             await connection.close(1001, "Server shutting down")
 
     async def _tick_forever(self) -> None:
-        # Each interval is cut in slices and each slice visits its share of the sockets:
-        # pinging thousands at once would hold the loop long enough to delay messages.
+        # Each interval is cut in short slices and each slice visits its share of the
+        # sockets: pinging thousands at once holds the loop (and the clients) long enough
+        # to delay the messages in flight.
         interval = self.service.settings.heartbeat_interval
-        slices = HEARTBEAT_SLICES
+        slices = max(1, round(interval / HEARTBEAT_SLICE))
         turn = 0
         while True:
             await asyncio.sleep(interval / slices)
