@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from . import ids
@@ -48,6 +49,15 @@ TOUCH_EVERY = 30.0
 already keeps the room far from expiry."""
 
 
+@dataclass(slots=True)
+class _Tracked:
+    """What this process knows of one participant's presence."""
+
+    deadline: float  # monotonic time after which it counts as gone, unless seen elsewhere
+    marked: float  # when its presence was last written to the store
+    state: Presence
+
+
 def parse_room_id(text: str) -> str:
     """The canonical room id, or a 400 that shows what a room code looks like."""
     room_id = ids.normalize_room_id(text)
@@ -66,10 +76,8 @@ class Signaling:
         self.settings = settings
         self.store = store
         self._touched: dict[str, float] = {}
-        self._marked: dict[tuple[str, str], float] = {}
-        # Grace deadlines (monotonic) of participants this process has seen.
-        self._deadlines: dict[tuple[str, str], float] = {}
-        self._presence: dict[tuple[str, str], Presence] = {}
+        # Participants this process has seen, by (room id, participant id).
+        self._tracked: dict[tuple[str, str], _Tracked] = {}
         # Rooms this process ended, so late calls do not count their participants present.
         self._ended: dict[str, float] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -172,7 +180,7 @@ class Signaling:
         self._ended[room_id] = now
         for ended_id in [r for r, at in self._ended.items() if now - at > ENDED_RETENTION]:
             del self._ended[ended_id]
-        for key in [k for k in self._deadlines if k[0] == room_id]:
+        for key in [k for k in self._tracked if k[0] == room_id]:
             self._forget(key)
         return True
 
@@ -369,12 +377,14 @@ class Signaling:
             return
         key = (participant.room_id, participant.participant_id)
         now = time.monotonic()
-        self._deadlines[key] = now + self.settings.grace_period
-        old = self._presence.get(key, Presence.JOINED)
-        if old is not Presence.CONNECTED:
-            self._presence[key] = move(self._label(key), old, Presence.CONNECTED)
-        if force or now - self._marked.get(key, 0.0) >= self.settings.heartbeat_interval / 2:
-            self._marked[key] = now
+        tracked = self._tracked.get(key)
+        if tracked is None:
+            tracked = self._tracked[key] = _Tracked(0.0, -1e9, Presence.JOINED)
+        tracked.deadline = now + self.settings.grace_period
+        if tracked.state is not Presence.CONNECTED:
+            tracked.state = move(self._label(key), tracked.state, Presence.CONNECTED)
+        if force or now - tracked.marked >= self.settings.heartbeat_interval / 2:
+            tracked.marked = now
             await self.store.mark_seen(
                 participant.room_id,
                 participant.participant_id,
@@ -388,22 +398,20 @@ class Signaling:
     def went_away(self, participant: Participant) -> None:
         """The participant's socket closed: it has the grace period to come back."""
         key = (participant.room_id, participant.participant_id)
-        if key not in self._deadlines:
+        tracked = self._tracked.get(key)
+        if tracked is None:
             return
-        self._deadlines[key] = time.monotonic() + self.settings.grace_period
-        old = self._presence.get(key, Presence.JOINED)
-        self._presence[key] = move(self._label(key), old, Presence.AWAY)
+        tracked.deadline = time.monotonic() + self.settings.grace_period
+        tracked.state = move(self._label(key), tracked.state, Presence.AWAY)
 
     @staticmethod
     def _label(key: tuple[str, str]) -> str:
         return f"room {key[0]}: {key[1]}"
 
     def _forget(self, key: tuple[str, str]) -> None:
-        self._deadlines.pop(key, None)
-        self._marked.pop(key, None)
-        old = self._presence.pop(key, None)
-        if old is not None:
-            move(self._label(key), old, Presence.LEFT)
+        tracked = self._tracked.pop(key, None)
+        if tracked is not None:
+            move(self._label(key), tracked.state, Presence.LEFT)
 
     async def _watch_presence(self) -> None:
         tick = min(1.0, self.settings.grace_period / 5)
@@ -420,12 +428,14 @@ class Signaling:
         """Report participants gone longer than the grace period as left."""
         now = time.monotonic()
         grace = self.settings.grace_period
-        for key in [k for k, deadline in self._deadlines.items() if deadline <= now]:
+        for key in [k for k, t in self._tracked.items() if t.deadline <= now]:
             room_id, participant_id = key
             last = (await self.store.last_seen(room_id)).get(participant_id)
             age = time.time() - last if last is not None else grace + 1
             if age < grace:  # seen through another process
-                self._deadlines[key] = now + grace - age
+                tracked = self._tracked.get(key)
+                if tracked is not None:
+                    tracked.deadline = now + grace - age
                 continue
             self._forget(key)
             if participant_id == HOST_ID:

@@ -332,14 +332,13 @@ class Sockets:
         if old is not None:
             await old.close(CLOSE_REPLACED, "Replaced by a newer connection")
         logger.info("room %s: %s socket open", participant.room_id, participant.participant_id)
+        store.notifier.subscribe(participant.room_id, participant.participant_id, connection)
         try:
-            with store.notifier.subscribe(
-                participant.room_id, participant.participant_id, connection
-            ):
-                await connection.send(welcome)
-                connection.wake()  # whatever waited while the socket was down
-                await connection.run(receive)
+            await connection.send(welcome)
+            connection.wake()  # whatever waited while the socket was down
+            await connection.run(receive)
         finally:
+            store.notifier.unsubscribe(participant.room_id, participant.participant_id, connection)
             if self._open.get(connection.key) is connection:
                 del self._open[connection.key]
             await connection.close(CLOSE_NORMAL, "")

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -115,19 +114,17 @@ class Notifier:
     def listen(self, room_id: str, *names: str) -> Listener:
         return Listener(self, [(room_id, name) for name in names])
 
-    @contextmanager
-    def subscribe(self, room_id: str, name: str, target: Wakeable) -> Iterator[None]:
-        """Wake ``target`` for every change of the mailbox while the block runs."""
+    def subscribe(self, room_id: str, name: str, target: Wakeable) -> None:
+        """Wake ``target`` for every change of the mailbox until :meth:`unsubscribe`."""
+        self._listeners.setdefault((room_id, name), set()).add(target)
+
+    def unsubscribe(self, room_id: str, name: str, target: Wakeable) -> None:
         key = (room_id, name)
-        self._listeners.setdefault(key, set()).add(target)
-        try:
-            yield
-        finally:
-            targets = self._listeners.get(key)
-            if targets is not None:
-                targets.discard(target)
-                if not targets:
-                    del self._listeners[key]
+        targets = self._listeners.get(key)
+        if targets is not None:
+            targets.discard(target)
+            if not targets:
+                del self._listeners[key]
 
     def notify(self, room_id: str, participant_id: str) -> None:
         for listener in self._listeners.get((room_id, participant_id), ()):
