@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -127,12 +127,13 @@ class PeerscreenApp:
     def __init__(self, api: FastAPI) -> None:
         self.api = api
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the handler's coroutine rather than awaiting it: one stack frame less
+        # for each of thousands of idle sockets.
         if scope["type"] == "websocket":
             sockets: socket.Sockets = self.api.state.sockets
-            await sockets(scope, receive, send)
-        else:
-            await self.api(scope, receive, send)
+            return sockets(scope, receive, send)
+        return self.api(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> PeerscreenApp:

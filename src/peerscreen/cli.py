@@ -111,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # answer); protocol pings would only double the timers per connection.
         ws="websockets-sansio",
         ws_ping_interval=None,
+        # Forwarded headers are trusted only from configured proxies, by the app itself.
+        proxy_headers=False,
+        interface="asgi3",  # PeerscreenApp returns coroutines rather than being one
     )
     return 0
 

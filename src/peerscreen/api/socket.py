@@ -324,8 +324,8 @@ class Sockets:
         opened = await self._authenticate(match.group(1), receive, send)
         if opened is None:
             return
-        participant, hello, welcome = opened
-        connection = Connection(send, self.service, participant, hello.resume)
+        participant, resume, welcome = opened
+        connection = Connection(send, self.service, participant, resume)
         store = self.service.store
         old = self._open.get(connection.key)
         self._open[connection.key] = connection
@@ -351,7 +351,8 @@ class Sockets:
 
     async def _authenticate(
         self, room_text: str, receive: Receive, send: Send
-    ) -> tuple[Participant, HelloMessage, dict[str, Any]] | None:
+    ) -> tuple[Participant, int, dict[str, Any]] | None:
+        """Read and check the hello message: who is connecting, and where it resumes."""
         service = self.service
 
         async def refuse(code: int, reason: str) -> None:
@@ -400,4 +401,4 @@ class Sockets:
             "lastSeq": last_seq,
             "heartbeat": service.settings.heartbeat_interval,
         }
-        return participant, hello, welcome
+        return participant, hello.resume, welcome
