@@ -41,6 +41,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,9 @@ class Target(ABC):
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited; see {log.name}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
             ):
                 return
             time.sleep(0.05)
@@ -176,14 +178,25 @@ class Target(ABC):
 class Peerscreen(Target):
     name = "peerscreen"
 
-    def __init__(self) -> None:
+    def __init__(self, extra_flags: list[str]) -> None:
         super().__init__()
+        self.extra_flags = extra_flags
         self.rooms: list[tuple[ClientConnection, str]] = []
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "peerscreen", "serve", "--port", str(self.port),
-                "--log-level", "warning", "--max-viewers", "1",
-                *os.environ.get("PEERSCREEN_BENCH_ARGS", "").split()]
+        return [
+            sys.executable,
+            "-m",
+            "peerscreen",
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--max-viewers",
+            "1",
+            *self.extra_flags,
+        ]
 
     async def open_pairs(self, pairs: int) -> None:
         base = f"http://127.0.0.1:{self.port}"
@@ -198,7 +211,8 @@ class Peerscreen(Target):
 
         async def connect(room_id: str, token: str) -> ClientConnection:
             ws = await websockets.connect(
-                f"ws://127.0.0.1:{self.port}/api/rooms/{room_id}/ws", ping_interval=None,
+                f"ws://127.0.0.1:{self.port}/api/rooms/{room_id}/ws",
+                ping_interval=None,
                 max_queue=None,
             )
             await ws.send(json.dumps({"type": "hello", "token": token}))
@@ -208,8 +222,8 @@ class Peerscreen(Target):
 
         jobs: list[Callable[[], Awaitable[Any]]] = []
         for room, viewer in made:
-            jobs.append(lambda r=room: connect(r["roomId"], r["hostToken"]))
-            jobs.append(lambda r=room, v=viewer: connect(r["roomId"], v["viewerToken"]))
+            jobs.append(partial(connect, room["roomId"], room["hostToken"]))
+            jobs.append(partial(connect, room["roomId"], viewer["viewerToken"]))
         sockets = await bounded_gather(jobs, CONNECT_CONCURRENCY)
         self.sockets = sockets
         for i, (_room, viewer) in enumerate(made):
@@ -238,10 +252,15 @@ class Peerscreen(Target):
     async def send(self, pair: int, n: int) -> None:
         ws, viewer_id = self.rooms[pair]
         line = candidate_line(n, time.perf_counter_ns())
-        await ws.send(json.dumps({
-            "type": "candidate", "to": viewer_id,
-            "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "candidate",
+                    "to": viewer_id,
+                    "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
+                }
+            )
+        )
 
 
 class PeerJS(Target):
@@ -260,21 +279,39 @@ class PeerJS(Target):
                 raise RuntimeError("npm is needed to install PeerJS server (apt install npm)")
             folder.mkdir(parents=True, exist_ok=True)
             subprocess.run(
-                ["npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund",
-                 "--no-save", f"peer@{PEERJS_VERSION}"],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    "npm",
+                    "install",
+                    "--prefix",
+                    str(folder),
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-save",
+                    f"peer@{PEERJS_VERSION}",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
         return script
 
     def command(self) -> list[str]:
-        return ["node", str(self.install()), "--port", str(self.port), "--host", "127.0.0.1",
-                "--concurrent_limit", "100000"]
+        return [
+            "node",
+            str(self.install()),
+            "--port",
+            str(self.port),
+            "--host",
+            "127.0.0.1",
+            "--concurrent_limit",
+            "100000",
+        ]
 
     async def open_pairs(self, pairs: int) -> None:
         async def connect(peer_id: str) -> ClientConnection:
             ws = await websockets.connect(
                 f"ws://127.0.0.1:{self.port}/peerjs?key=peerjs&id={peer_id}&token=t{peer_id}",
-                ping_interval=None, max_queue=None,
+                ping_interval=None,
+                max_queue=None,
             )
             opened = json.loads(await ws.recv())
             assert opened["type"] == "OPEN", opened
@@ -283,8 +320,8 @@ class PeerJS(Target):
         ids = [(f"h{i}", f"v{i}") for i in range(pairs)]
         jobs: list[Callable[[], Awaitable[Any]]] = []
         for host_id, viewer_id in ids:
-            jobs.append(lambda p=host_id: connect(p))
-            jobs.append(lambda p=viewer_id: connect(p))
+            jobs.append(partial(connect, host_id))
+            jobs.append(partial(connect, viewer_id))
         sockets = await bounded_gather(jobs, CONNECT_CONCURRENCY)
         self.sockets = sockets
         for i, (_host_id, viewer_id) in enumerate(ids):
@@ -312,15 +349,24 @@ class PeerJS(Target):
     async def send(self, pair: int, n: int) -> None:
         ws, viewer_id = self.pairs[pair]
         line = candidate_line(n, time.perf_counter_ns())
-        await ws.send(json.dumps({
-            "type": "CANDIDATE", "dst": viewer_id,
-            "payload": {"candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
-                        "type": "media", "connectionId": f"mc_{pair}"},
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "CANDIDATE",
+                    "dst": viewer_id,
+                    "payload": {
+                        "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
+                        "type": "media",
+                        "connectionId": f"mc_{pair}",
+                    },
+                }
+            )
+        )
 
 
-async def drive(target: Target, pairs: int, rate: float, duration: float, settle: float,
-                repeat: int) -> Sample:
+async def drive(
+    target: Target, pairs: int, rate: float, duration: float, settle: float, repeat: int
+) -> Sample:
     target.start()
     try:
         rss_before = target.rss_mb()
@@ -341,8 +387,8 @@ async def drive(target: Target, pairs: int, rate: float, duration: float, settle
             await target.send(n % pairs, n)
         send_time = time.perf_counter() - started
         drain_deadline = time.monotonic() + 10
-        while target.delivered < total and time.monotonic() < drain_deadline:
-            await asyncio.sleep(0.01)
+        while target.delivered < total and time.monotonic() < drain_deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # bounded: messages still in flight
         cpu = target.cpu_seconds() - cpu_start
         values = sorted(target.latencies.values_ns)
         warm = values  # every message counts; the rate is steady from the first one
@@ -379,8 +425,11 @@ def summarize(samples: list[Sample]) -> dict[str, dict[str, Any]]:
         row: dict[str, Any] = {}
         for metric in ("cpu_us_per_message", "p50_ms", "p99_ms", "idle_kb_per_connection"):
             values = [getattr(s, metric) for s in mine]
-            row[metric] = {"median": round(statistics.median(values), 3),
-                           "min": min(values), "max": max(values)}
+            row[metric] = {
+                "median": round(statistics.median(values), 3),
+                "min": min(values),
+                "max": max(values),
+            }
         row["delivered"] = f"{sum(s.delivered for s in mine)}/{sum(s.sent for s in mine)}"
         out[server] = row
     if {"peerscreen", "peerjs"} <= out.keys():
@@ -397,15 +446,18 @@ async def main_async(args: argparse.Namespace) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 8 * args.pairs + 1024))
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    CACHE.mkdir(parents=True, exist_ok=True)
-    PeerJS.install()
 
     samples: list[Sample] = []
-    makers: dict[str, Callable[[], Target]] = {"peerscreen": Peerscreen, "peerjs": PeerJS}
+    flags = args.peerscreen_flags.split()
+    makers: dict[str, Callable[[], Target]] = {
+        "peerscreen": lambda: Peerscreen(flags),
+        "peerjs": PeerJS,
+    }
     for repeat in range(args.repeats):
         for name in args.servers:  # alternate, so drift in the machine hits both alike
-            sample = await drive(makers[name](), args.pairs, args.rate, args.duration,
-                                 args.settle, repeat)
+            sample = await drive(
+                makers[name](), args.pairs, args.rate, args.duration, args.settle, repeat
+            )
             print(json.dumps(asdict(sample)), flush=True)
             samples.append(sample)
 
@@ -413,9 +465,13 @@ async def main_async(args: argparse.Namespace) -> int:
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}",
-        "settings": {"pairs": args.pairs, "rate": args.rate, "duration": args.duration,
-                     "repeats": args.repeats},
+        f"{platform.python_version()}",
+        "settings": {
+            "pairs": args.pairs,
+            "rate": args.rate,
+            "duration": args.duration,
+            "repeats": args.repeats,
+        },
         "summary": summary,
         "samples": [asdict(s) for s in samples],
     }
@@ -433,15 +489,25 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="messages per second")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of sending")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--settle", type=float, default=3.0,
-                        help="idle seconds before reading memory")
-    parser.add_argument("--servers", nargs="+", default=["peerjs", "peerscreen"],
-                        choices=["peerjs", "peerscreen"])
-    parser.add_argument("--output", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "relay.json")
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="idle seconds before reading memory"
+    )
+    parser.add_argument(
+        "--servers", nargs="+", default=["peerjs", "peerscreen"], choices=["peerjs", "peerscreen"]
+    )
+    parser.add_argument(
+        "--peerscreen-flags",
+        default="",
+        help="extra 'peerscreen serve' flags, e.g. '--heartbeat-interval 30'",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "relay.json"
+    )
     args = parser.parse_args()
     if args.pairs < 1 or args.rate <= 0 or not 0 < args.duration <= 600:
         parser.error("pairs >= 1, rate > 0, 0 < duration <= 600")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    PeerJS.install()
     try:
         import uvloop
 
