@@ -7,7 +7,6 @@ over one transport reaches a participant listening on any other.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -41,6 +40,7 @@ from .rooms import (
 )
 from .store import AddViewerResult, Message, RoomRecord, Store, ViewerRecord
 from .store.base import ROOM_OFFER
+from .tasks import stop_task
 
 logger = logging.getLogger("peerscreen.service")
 
@@ -86,11 +86,8 @@ class Signaling:
         self._watcher = asyncio.create_task(self._watch_presence(), name="presence-watcher")
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await stop_task(self._watcher)
+        self._watcher = None
 
     # --- rooms -------------------------------------------------------------------------
 
@@ -428,6 +425,9 @@ class Signaling:
         """Report participants gone longer than the grace period as left."""
         now = time.monotonic()
         grace = self.settings.grace_period
+        stale = now - self.settings.room_ttl  # such rooms have expired from the store too
+        for room_id in [r for r, at in self._touched.items() if at < stale]:
+            del self._touched[room_id]
         for key in [k for k, t in self._tracked.items() if t.deadline <= now]:
             room_id, participant_id = key
             last = (await self.store.last_seen(room_id)).get(participant_id)

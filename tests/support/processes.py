@@ -42,6 +42,18 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last_error})")
 
 
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """End a process this test session started, by its handle: politely, then firmly."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RedisServer:
     """A private redis-server: no persistence, loopback only, stopped by PID."""
 
@@ -86,14 +98,8 @@ class RedisServer:
             return sock.recv(16).startswith(b"+PONG")
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        stop_process(self.process)
+        self.process = None
 
     def flush(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
@@ -137,14 +143,8 @@ class ServerProcess:
         return response.status_code == 200
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        stop_process(self.process)
+        self.process = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -35,6 +35,7 @@ from ..protocol import (
 )
 from ..rooms import Event, Participant, Signal, require_addressee
 from ..service import Signaling, parse_room_id
+from ..tasks import stop_task
 
 logger = logging.getLogger("peerscreen.socket")
 
@@ -276,10 +277,8 @@ class Sockets:
         self._ticker = asyncio.create_task(self._tick_forever(), name="socket-heartbeat")
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        await stop_task(self._ticker)
+        self._ticker = None
         for connection in list(self._open.values()):
             await connection.close(1001, "Server shutting down")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from ..tasks import stop_task
 from .base import ROOM_OFFER, AddViewerResult, Message, RoomRecord, Store, ViewerRecord
 
 SWEEP_INTERVAL = 5.0
@@ -46,11 +46,8 @@ class MemoryStore(Store):
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="memory-store-sweeper")
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await stop_task(self._sweeper)
+        self._sweeper = None
 
     async def _sweep_forever(self) -> None:
         while True:

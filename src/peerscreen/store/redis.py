@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreUnavailable
+from ..tasks import stop_task
 from .base import ROOM_OFFER, AddViewerResult, Message, RoomRecord, Store, ViewerRecord
 
 logger = logging.getLogger("peerscreen.store.redis")
@@ -226,11 +227,8 @@ class RedisStore(Store):
         self._subscriber = asyncio.create_task(self._listen_forever(), name="redis-subscriber")
 
     async def close(self) -> None:
-        if self._subscriber is not None:
-            self._subscriber.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._subscriber
-            self._subscriber = None
+        await stop_task(self._subscriber)
+        self._subscriber = None
         await self._redis.aclose()
 
     async def wait_subscribed(self, timeout: float) -> bool:
