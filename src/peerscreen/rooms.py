@@ -101,13 +101,20 @@ def check_viewer_claim(
         raise forbidden("A viewer may act only as itself.")
 
 
+def room_full(max_viewers: int) -> PeerscreenError:
+    return PeerscreenError(
+        ErrorCode.ROOM_FULL,
+        f"Room is full ({max_viewers} viewers). Ask the host to let you in later.",
+    )
+
+
 def check_capacity(viewer_count: int, max_viewers: int) -> None:
-    """Raise ``room_full`` when one more viewer would exceed the cap."""
+    """Raise ``room_full`` when one more viewer would exceed the cap.
+
+    Stores apply the same cap atomically when they add the viewer; this is the rule.
+    """
     if viewer_count >= max_viewers:
-        raise PeerscreenError(
-            ErrorCode.ROOM_FULL,
-            f"Room is full ({max_viewers} viewers). Ask the host to let you in later.",
-        )
+        raise room_full(max_viewers)
 
 
 class Presence(StrEnum):

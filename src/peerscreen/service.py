@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +33,9 @@ from .rooms import (
     Presence,
     Role,
     Signal,
-    check_capacity,
     move,
     presence_at,
+    room_full,
     route,
 )
 from .store import AddViewerResult, Message, RoomRecord, Store, ViewerRecord
@@ -132,7 +132,7 @@ class Signaling:
         if result is AddViewerResult.ENDED:
             raise room_ended()
         if result is AddViewerResult.FULL:
-            check_capacity(room.max_viewers, room.max_viewers)
+            raise room_full(room.max_viewers)
         participant = Participant(room_id, viewer_id, Role.VIEWER)
         await self.seen(participant, force=True)
         await self._notify(room_id, HOST_ID, {"type": Event.VIEWER_JOINED, "viewerId": viewer_id})
@@ -349,7 +349,7 @@ class Signaling:
     async def _long_poll(
         self,
         participant: Participant,
-        read: Any,
+        read: Callable[[], Awaitable[list[Message]]],
         wait: float,
         names: list[str],
     ) -> list[Message]:
@@ -357,7 +357,7 @@ class Signaling:
         deadline = time.monotonic() + wait
         with self.store.listen(participant.room_id, *names) as listener:
             while True:
-                found: list[Message] = await read()
+                found = await read()
                 remaining = deadline - time.monotonic()
                 if found or remaining <= 0:
                     return found
