@@ -75,3 +75,9 @@ def any_server(request: pytest.FixtureRequest) -> ServerProcess:
     name = "memory_server" if request.param == "memory" else "redis_backed_server"
     server: ServerProcess = request.getfixturevalue(name)
     return server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in this
+    thread for as long as the browser lives, and asyncio tests cannot start beside it."""
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/"))

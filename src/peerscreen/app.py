@@ -229,8 +229,22 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         await signaling.store.ping()
         return {"status": "ok", "store": signaling.store.kind}
 
+    @app.get(
+        "/api/config",
+        tags=["operations"],
+        summary="What the web page needs to know: timeouts and ICE servers",
+        responses=error_responses(),
+    )
+    async def client_config(request: Request) -> dict[str, Any]:
+        return {"offerTimeout": settings.offer_timeout, "iceServers": []}
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
+        return FileResponse(str(WEB_DIR / "index.html"))
+
+    @app.get("/r/{room_code}", include_in_schema=False)
+    async def room_page(room_code: str) -> FileResponse:
+        # The page checks the room itself, so it can say "Room not found" in place.
         return FileResponse(str(WEB_DIR / "index.html"))
 
     app.mount("/static", StaticFiles(directory=str(WEB_DIR)), name="static")

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_pending_messages: int = Field(
         1000, ge=10, description="Undelivered messages one participant may hold."
     )
+    offer_timeout: float = Field(
+        60.0, gt=0, description="A viewer waits this long for the host's offer, then gives up."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
     @model_validator(mode="after")

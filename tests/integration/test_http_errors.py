@@ -164,6 +164,7 @@ async def test_openapi_describes_every_endpoint_and_its_errors(http: httpx.Async
         ("/api/candidate", "post"),
         ("/api/diagnostics", "get"),
         ("/healthz", "get"),
+        ("/api/config", "get"),
     }
     assert operations == expected
     error_ref = "#/components/schemas/ErrorResponse"

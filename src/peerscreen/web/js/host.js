@@ -1,0 +1,154 @@
+// The host's side of a room: one peer connection per viewer, all fed by one capture.
+// No DOM code here.
+
+import { PeerLink } from "./peer.js";
+import { SignalingClient, api } from "./signaling.js";
+
+/**
+ * @typedef {{id: string, state: RTCPeerConnectionState | "joining", link: PeerLink}} ViewerEntry
+ * @typedef {{roomId: string, hostToken: string, url: string, expiresAt: number}} RoomInfo
+ */
+
+export class HostSession extends EventTarget {
+  /**
+   * @param {{stream: MediaStream, config?: RTCConfiguration, forceLongPoll?: boolean}} options
+   * Events: "viewers" (detail: ViewerEntry[]), "ended" (detail: {reason: string}),
+   * "signaling" (detail: string, the signaling state).
+   */
+  constructor(options) {
+    super();
+    this.stream = options.stream;
+    this.config = options.config ?? {};
+    this.forceLongPoll = options.forceLongPoll ?? false;
+    /** @type {Map<string, ViewerEntry>} */
+    this.viewers = new Map();
+    /** @type {RoomInfo | null} */
+    this.room = null;
+    /** @type {SignalingClient | null} */
+    this.client = null;
+    this.ended = false;
+  }
+
+  /** Create the room and start answering viewers. @returns {Promise<RoomInfo>} */
+  async start() {
+    const room = /** @type {RoomInfo} */ (await api("/api/rooms", { method: "POST" }));
+    this.room = room;
+    const client = new SignalingClient({
+      roomId: room.roomId,
+      token: room.hostToken,
+      forceLongPoll: this.forceLongPoll,
+    });
+    this.client = client;
+    client.addEventListener("message", (event) => {
+      this.onMessage(/** @type {CustomEvent} */ (event).detail);
+    });
+    client.addEventListener("state", (event) => {
+      this.dispatchEvent(new CustomEvent("signaling", { detail: /** @type {CustomEvent} */ (event).detail }));
+    });
+    client.addEventListener("closed", () => this.finish("signaling closed"));
+    for (const track of this.stream.getTracks()) {
+      // The browser's own "Stop sharing" button ends the track: end the room with it.
+      track.addEventListener("ended", () => void this.stop());
+    }
+    client.start();
+    return room;
+  }
+
+  /** @param {{type: string, from?: string, viewerId?: string, [k: string]: any}} message */
+  onMessage(message) {
+    switch (message.type) {
+      case "viewer-joined":
+        if (message.viewerId) this.addViewer(message.viewerId);
+        break;
+      case "viewer-left":
+        if (message.viewerId) this.removeViewer(message.viewerId);
+        break;
+      case "answer":
+      case "candidate": {
+        const entry = message.from ? this.viewers.get(message.from) : undefined;
+        if (entry) void entry.link.handle(message);
+        break;
+      }
+      case "room-ended":
+        this.finish(message.reason ?? "ended");
+        break;
+    }
+  }
+
+  /** @param {string} viewerId */
+  addViewer(viewerId) {
+    if (this.viewers.has(viewerId) || !this.client) return;
+    const client = this.client;
+    const link = new PeerLink({
+      polite: false,
+      config: this.config,
+      send: (type, fields) => client.send(type, { ...fields, to: viewerId }),
+    });
+    /** @type {ViewerEntry} */
+    const entry = { id: viewerId, state: "joining", link };
+    this.viewers.set(viewerId, entry);
+    link.addEventListener("state", (event) => {
+      entry.state = /** @type {CustomEvent} */ (event).detail;
+      this.emitViewers();
+    });
+    // Adding the tracks fires negotiationneeded: the link sends this viewer its offer.
+    for (const track of this.stream.getTracks()) link.pc.addTrack(track, this.stream);
+    this.emitViewers();
+  }
+
+  /** @param {string} viewerId */
+  removeViewer(viewerId) {
+    const entry = this.viewers.get(viewerId);
+    if (!entry) return;
+    entry.link.close();
+    this.viewers.delete(viewerId);
+    this.emitViewers();
+  }
+
+  emitViewers() {
+    this.dispatchEvent(new CustomEvent("viewers", { detail: [...this.viewers.values()] }));
+  }
+
+  /**
+   * Share something else without reconnecting anyone: swap the tracks in place.
+   * @param {MediaStream} stream
+   */
+  async replaceStream(stream) {
+    const old = this.stream;
+    this.stream = stream;
+    for (const entry of this.viewers.values()) {
+      for (const sender of entry.link.pc.getSenders()) {
+        const kind = sender.track?.kind;
+        const next = stream.getTracks().find((t) => t.kind === kind) ?? null;
+        await sender.replaceTrack(next);
+      }
+    }
+    for (const track of stream.getTracks()) {
+      track.addEventListener("ended", () => void this.stop());
+    }
+    for (const track of old.getTracks()) track.stop();
+  }
+
+  /** End the room for everyone. */
+  async stop() {
+    if (this.ended) return;
+    if (this.room) {
+      await api(`/api/rooms/${this.room.roomId}`, {
+        method: "DELETE",
+        token: this.room.hostToken,
+      }).catch(() => undefined);
+    }
+    this.finish("host-ended");
+  }
+
+  /** @param {string} reason */
+  finish(reason) {
+    if (this.ended) return;
+    this.ended = true;
+    this.client?.finish({ code: 1000, reason });
+    for (const entry of this.viewers.values()) entry.link.close();
+    this.viewers.clear();
+    for (const track of this.stream.getTracks()) track.stop();
+    this.dispatchEvent(new CustomEvent("ended", { detail: { reason } }));
+  }
+}

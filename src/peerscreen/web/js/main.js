@@ -1,0 +1,187 @@
+// The page: landing, host and viewer screens. All DOM code lives here; the protocol and
+// WebRTC logic is in signaling.js, peer.js, host.js and viewer.js.
+
+import { HostSession } from "./host.js";
+import { api } from "./signaling.js";
+import { ViewerSession } from "./viewer.js";
+
+/**
+ * @typedef {{offerTimeout: number, iceServers: RTCIceServer[]}} ClientConfig
+ */
+
+/** @param {string} id @returns {HTMLElement} */
+function $(id) {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`missing #${id}`);
+  return element;
+}
+
+/** @param {"landing" | "host" | "viewer"} view */
+function show(view) {
+  document.body.dataset.view = view;
+  for (const name of ["landing", "host", "viewer"]) $(name).hidden = name !== view;
+}
+
+/** @param {string} state @param {string} message */
+function setStatus(state, message) {
+  const status = $("status");
+  status.dataset.state = state;
+  status.textContent = message;
+}
+
+/** @returns {Promise<ClientConfig>} */
+async function loadConfig() {
+  try {
+    return await api("/api/config");
+  } catch {
+    return { offerTimeout: 60, iceServers: [] };
+  }
+}
+
+const params = new URLSearchParams(location.search);
+const forceLongPoll = params.get("transport") === "long-poll";
+
+function canShare() {
+  return Boolean(navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices);
+}
+
+function canWatch() {
+  return typeof RTCPeerConnection !== "undefined";
+}
+
+/** @param {ClientConfig} config */
+function setUpLanding(config) {
+  const start = /** @type {HTMLButtonElement} */ ($("start-sharing"));
+  if (!canShare()) {
+    start.disabled = true;
+    const hint = $("share-unsupported");
+    hint.hidden = false;
+    hint.textContent = canWatch()
+      ? "This browser cannot share its screen (most phones cannot). You can still watch: join a room."
+      : "This browser does not support WebRTC, so it can neither share nor watch.";
+  }
+  start.addEventListener("click", () => void startSharing(config));
+  $("join-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const code = /** @type {HTMLInputElement} */ ($("join-code")).value.trim();
+    if (code) location.assign(`/r/${encodeURIComponent(code)}${location.search}`);
+  });
+}
+
+/** @param {ClientConfig} config */
+async function startSharing(config) {
+  setStatus("connecting", "Choose what to share...");
+  /** @type {MediaStream} */
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+  } catch (error) {
+    const denied = error instanceof DOMException && error.name === "NotAllowedError";
+    setStatus("failed", denied ? "Screen sharing was not allowed. Click Start sharing to try again." : `Could not capture the screen: ${String(error)}`);
+    return;
+  }
+  const session = new HostSession({ stream, config: { iceServers: config.iceServers }, forceLongPoll });
+  session.addEventListener("viewers", (event) => renderViewers(/** @type {CustomEvent} */ (event).detail));
+  session.addEventListener("signaling", (event) => {
+    const state = /** @type {CustomEvent} */ (event).detail;
+    if (state === "open") setStatus("connected", "Sharing. Send the link to your viewers.");
+    if (state === "reconnecting") setStatus("reconnecting", "Lost the server; reconnecting...");
+  });
+  session.addEventListener("ended", () => {
+    setStatus("ended", "Sharing stopped.");
+    /** @type {HTMLButtonElement} */ ($("stop-sharing")).disabled = true;
+  });
+  let room;
+  try {
+    room = await session.start();
+  } catch (error) {
+    for (const track of stream.getTracks()) track.stop();
+    setStatus("failed", `Could not create a room: ${error instanceof Error ? error.message : String(error)}`);
+    return;
+  }
+  show("host");
+  $("room-code").textContent = room.roomId;
+  const link = /** @type {HTMLInputElement} */ ($("room-link"));
+  link.value = room.url;
+  $("copy-link").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(room.url);
+      setStatus("connected", "Link copied.");
+    } catch {
+      link.select();
+    }
+  });
+  $("stop-sharing").addEventListener("click", () => void session.stop());
+  addEventListener("pagehide", () => void session.stop());
+}
+
+/** @param {{id: string, state: string}[]} viewers */
+function renderViewers(viewers) {
+  $("viewer-count").textContent = String(viewers.length);
+  const list = $("viewer-list");
+  list.replaceChildren(
+    ...viewers.map((viewer) => {
+      const item = document.createElement("li");
+      item.dataset.viewerId = viewer.id;
+      item.dataset.state = viewer.state;
+      const name = document.createElement("span");
+      name.textContent = viewer.id;
+      const state = document.createElement("span");
+      state.className = "state";
+      state.textContent = viewer.state;
+      item.append(name, state);
+      return item;
+    }),
+  );
+}
+
+/** @param {string} roomId @param {ClientConfig} config */
+function watch(roomId, config) {
+  show("viewer");
+  const video = /** @type {HTMLVideoElement} */ ($("remote-video"));
+  const unmute = /** @type {HTMLButtonElement} */ ($("unmute"));
+  const nextStep = $("next-step");
+  if (!canWatch()) {
+    setStatus("failed", "This browser does not support WebRTC. Open the link in a current browser.");
+    return;
+  }
+  const session = new ViewerSession({
+    roomId,
+    offerTimeoutMs: config.offerTimeout * 1000,
+    config: { iceServers: config.iceServers },
+    forceLongPoll,
+  });
+  session.addEventListener("status", (event) => {
+    const { state, message } = /** @type {CustomEvent} */ (event).detail;
+    setStatus(state, message);
+    document.body.dataset.viewerState = state;
+    nextStep.textContent = state === "failed" || state === "ended" ? "Ask the host for a new link, or go back to the start page." : "";
+  });
+  session.addEventListener("stream", (event) => {
+    video.srcObject = /** @type {CustomEvent} */ (event).detail;
+    unmute.hidden = false;
+    void video.play().catch(() => undefined);
+  });
+  unmute.addEventListener("click", () => {
+    video.muted = !video.muted;
+    unmute.textContent = video.muted ? "Unmute" : "Mute";
+  });
+  $("fullscreen").addEventListener("click", () => void video.requestFullscreen?.());
+  $("pip").addEventListener("click", () => void video.requestPictureInPicture?.().catch(() => undefined));
+  $("leave").addEventListener("click", () => void session.leave());
+  addEventListener("pagehide", () => void session.leave());
+  void session.start();
+}
+
+async function main() {
+  const config = await loadConfig();
+  const match = location.pathname.match(/^\/r\/([^/]+)$/);
+  if (match) {
+    watch(decodeURIComponent(match[1]), config);
+  } else {
+    show("landing");
+    setUpLanding(config);
+  }
+}
+
+void main();

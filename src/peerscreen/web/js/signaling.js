@@ -1,0 +1,281 @@
+// Signaling client: the room's message protocol (docs/protocol.md) over a WebSocket,
+// falling back to HTTP long-poll when the socket cannot open. No DOM code here.
+
+/**
+ * @typedef {{type: string, seq?: number, [field: string]: any}} ServerMessage
+ * @typedef {"connecting" | "open" | "reconnecting" | "closed"} SignalingState
+ * @typedef {{code: number, reason: string}} CloseInfo
+ */
+
+/** Close codes after which reconnecting cannot help. */
+const FINAL_CLOSE_CODES = new Set([1000, 4400, 4401, 4403, 4404, 4409, 4410]);
+const ACK_EVERY = 20;
+const ACK_DELAY_MS = 1000;
+const LONG_POLL_WAIT_S = 25;
+
+/** An error the server reported, with its code (see docs/protocol.md, Errors). */
+export class SignalingError extends Error {
+  /** @param {string} code @param {string} message @param {number} [status] */
+  constructor(code, message, status) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/**
+ * Call the JSON API; throws SignalingError with the server's code and message.
+ * @param {string} path
+ * @param {{method?: string, token?: string, body?: unknown, signal?: AbortSignal}} [options]
+ * @returns {Promise<any>}
+ */
+export async function api(path, options = {}) {
+  /** @type {Record<string, string>} */
+  const headers = {};
+  if (options.token) headers.Authorization = `Bearer ${options.token}`;
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method: options.method ?? "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    signal: options.signal,
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = data.error ?? {};
+    throw new SignalingError(
+      error.code ?? "http_error",
+      error.message ?? `Request failed (${response.status})`,
+      response.status,
+    );
+  }
+  return data;
+}
+
+/**
+ * One participant's connection to its room.
+ * Events: "message" (detail: ServerMessage), "state" (detail: SignalingState),
+ * "closed" (detail: CloseInfo), "transport" (detail: "websocket" | "long-poll").
+ */
+export class SignalingClient extends EventTarget {
+  /** @param {{roomId: string, token: string, forceLongPoll?: boolean}} options */
+  constructor(options) {
+    super();
+    this.roomId = options.roomId;
+    this.token = options.token;
+    this.forceLongPoll = options.forceLongPoll ?? false;
+    /** @type {SignalingState} */
+    this.state = "connecting";
+    /** @type {"websocket" | "long-poll"} */
+    this.transport = "websocket";
+    this.lastSeq = 0;
+    this.ackedSeq = 0;
+    /** @type {WebSocket | null} */
+    this.socket = null;
+    this.everOpened = false;
+    this.retryDelayMs = 500;
+    this.nextId = 1;
+    /** @type {Map<string, {resolve: () => void, reject: (e: Error) => void}>} */
+    this.pending = new Map();
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.ackTimer = null;
+    /** @type {AbortController | null} */
+    this.pollAbort = null;
+  }
+
+  /** True once the client has finished for good. */
+  isClosed() {
+    return this.state === "closed";
+  }
+
+  start() {
+    if (this.forceLongPoll || typeof WebSocket === "undefined") {
+      this.useLongPoll();
+    } else {
+      this.openSocket();
+    }
+  }
+
+  /** @param {SignalingState} state */
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("state", { detail: state }));
+  }
+
+  /** @param {ServerMessage} message */
+  deliver(message) {
+    if (typeof message.seq === "number") {
+      if (message.seq <= this.lastSeq) return; // already seen before a reconnect
+      this.lastSeq = message.seq;
+    }
+    this.dispatchEvent(new CustomEvent("message", { detail: message }));
+    if (message.type === "room-ended") this.finish({ code: 4410, reason: "The host ended this room." });
+  }
+
+  // --- WebSocket ---------------------------------------------------------------------
+
+  openSocket() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${location.host}/api/rooms/${this.roomId}/ws`);
+    this.socket = socket;
+    socket.onopen = () => {
+      socket.send(JSON.stringify({ type: "hello", token: this.token, resume: this.lastSeq }));
+    };
+    socket.onmessage = (event) => this.onSocketMessage(JSON.parse(String(event.data)));
+    socket.onclose = (event) => this.onSocketClose(event.code, event.reason);
+  }
+
+  /** @param {ServerMessage} message */
+  onSocketMessage(message) {
+    switch (message.type) {
+      case "welcome":
+        this.everOpened = true;
+        this.retryDelayMs = 500;
+        this.setState("open");
+        this.dispatchEvent(new CustomEvent("transport", { detail: "websocket" }));
+        return;
+      case "ping":
+        this.socket?.send('{"type":"pong"}');
+        return;
+      case "pong":
+        return;
+      case "accepted":
+        this.settle(message.id, null);
+        return;
+      case "error":
+        if (message.id != null) {
+          this.settle(message.id, new SignalingError(message.code, message.message));
+        } else {
+          this.dispatchEvent(new CustomEvent("message", { detail: message }));
+        }
+        return;
+      default:
+        this.deliver(message);
+        this.scheduleAck();
+    }
+  }
+
+  scheduleAck() {
+    if (this.lastSeq - this.ackedSeq >= ACK_EVERY) {
+      this.sendAck();
+    } else if (this.ackTimer === null) {
+      this.ackTimer = setTimeout(() => this.sendAck(), ACK_DELAY_MS);
+    }
+  }
+
+  sendAck() {
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    if (this.socket?.readyState === WebSocket.OPEN && this.lastSeq > this.ackedSeq) {
+      this.socket.send(JSON.stringify({ type: "ack", seq: this.lastSeq }));
+      this.ackedSeq = this.lastSeq;
+    }
+  }
+
+  /** @param {number} code @param {string} reason */
+  onSocketClose(code, reason) {
+    this.socket = null;
+    for (const [id, waiter] of this.pending) {
+      waiter.reject(new SignalingError("disconnected", "Connection to the server was lost."));
+      this.pending.delete(id);
+    }
+    if (this.state === "closed") return;
+    if (FINAL_CLOSE_CODES.has(code)) {
+      this.finish({ code, reason });
+      return;
+    }
+    if (!this.everOpened) {
+      // The socket never opened: a proxy or firewall blocks WebSockets. Poll instead.
+      this.useLongPoll();
+      return;
+    }
+    this.setState("reconnecting");
+    setTimeout(() => this.state !== "closed" && this.openSocket(), this.retryDelayMs);
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, 10_000);
+  }
+
+  /** @param {string | number} id @param {Error | null} error */
+  settle(id, error) {
+    const waiter = this.pending.get(String(id));
+    if (!waiter) return;
+    this.pending.delete(String(id));
+    if (error) waiter.reject(error);
+    else waiter.resolve();
+  }
+
+  // --- long-poll ---------------------------------------------------------------------
+
+  useLongPoll() {
+    this.transport = "long-poll";
+    this.dispatchEvent(new CustomEvent("transport", { detail: "long-poll" }));
+    void this.pollLoop();
+  }
+
+  async pollLoop() {
+    while (!this.isClosed()) {
+      this.pollAbort = new AbortController();
+      try {
+        const data = await api(
+          `/api/rooms/${this.roomId}/messages?after=${this.lastSeq}&wait=${LONG_POLL_WAIT_S}`,
+          { token: this.token, signal: this.pollAbort.signal },
+        );
+        this.retryDelayMs = 500;
+        this.setState("open");
+        for (const message of data.messages) this.deliver(message);
+      } catch (error) {
+        if (this.isClosed()) return;
+        if (error instanceof SignalingError && error.status && error.status < 500) {
+          const code = error.status === 410 ? 4410 : 4000 + error.status;
+          this.finish({ code, reason: error.message });
+          return;
+        }
+        this.setState("reconnecting");
+        await new Promise((resolve) => setTimeout(resolve, this.retryDelayMs));
+        this.retryDelayMs = Math.min(this.retryDelayMs * 2, 10_000);
+      }
+    }
+  }
+
+  // --- sending -----------------------------------------------------------------------
+
+  /**
+   * Send an offer, answer or candidate; resolves once the server has stored it.
+   * @param {"offer" | "answer" | "candidate"} type
+   * @param {Record<string, unknown>} fields  to, desc or candidate
+   * @returns {Promise<void>}
+   */
+  send(type, fields) {
+    if (this.transport === "long-poll" || this.socket?.readyState !== WebSocket.OPEN) {
+      return api(`/api/rooms/${this.roomId}/messages`, {
+        method: "POST",
+        token: this.token,
+        body: { type, ...fields },
+      }).then(() => undefined);
+    }
+    const id = `m${this.nextId++}`;
+    const socket = this.socket;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      socket.send(JSON.stringify({ type, id, ...fields }));
+    });
+  }
+
+  /** Leave the room (a viewer) or end it (the host), then close. */
+  async leave() {
+    if (this.socket?.readyState === WebSocket.OPEN) {
+      this.socket.send('{"type":"leave"}');
+    }
+    this.finish({ code: 1000, reason: "Left the room" });
+  }
+
+  /** @param {CloseInfo} info */
+  finish(info) {
+    if (this.state === "closed") return;
+    this.setState("closed");
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+    this.pollAbort?.abort();
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);
+    this.dispatchEvent(new CustomEvent("closed", { detail: info }));
+  }
+}

@@ -1,0 +1,135 @@
+// The viewer's side of a room: check it, join it, answer the host's offer, play.
+// No DOM code here.
+
+import { PeerLink } from "./peer.js";
+import { SignalingClient, SignalingError, api } from "./signaling.js";
+
+/**
+ * @typedef {"checking" | "connecting" | "connected" | "reconnecting" | "failed" | "ended"} ViewerState
+ * @typedef {{state: ViewerState, message: string}} ViewerStatus
+ */
+
+export class ViewerSession extends EventTarget {
+  /**
+   * @param {{roomId: string, offerTimeoutMs: number, config?: RTCConfiguration, forceLongPoll?: boolean}} options
+   * Events: "status" (detail: ViewerStatus), "stream" (detail: MediaStream).
+   */
+  constructor(options) {
+    super();
+    this.roomId = options.roomId;
+    this.offerTimeoutMs = options.offerTimeoutMs;
+    this.config = options.config ?? {};
+    this.forceLongPoll = options.forceLongPoll ?? false;
+    /** @type {ViewerStatus} */
+    this.status = { state: "checking", message: "Checking the room..." };
+    /** @type {SignalingClient | null} */
+    this.client = null;
+    /** @type {PeerLink | null} */
+    this.link = null;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.offerTimer = null;
+    this.viewerId = "";
+  }
+
+  /** @param {ViewerState} state @param {string} message */
+  setStatus(state, message) {
+    if (this.status.state === "ended" || (this.status.state === "failed" && state !== "ended")) return;
+    this.status = { state, message };
+    this.dispatchEvent(new CustomEvent("status", { detail: this.status }));
+  }
+
+  async start() {
+    this.setStatus("checking", "Checking the room...");
+    let joined;
+    try {
+      const room = await api(`/api/rooms/${encodeURIComponent(this.roomId)}`);
+      if (room.ended) {
+        this.setStatus("ended", "Host ended sharing.");
+        return;
+      }
+      if (room.full) {
+        this.setStatus("failed", "Room is full. Ask the host to let you in later.");
+        return;
+      }
+      joined = await api(`/api/rooms/${encodeURIComponent(this.roomId)}/viewers`, { method: "POST" });
+    } catch (error) {
+      this.setStatus("failed", describeJoinError(error));
+      return;
+    }
+    this.roomId = joined.roomId;
+    this.viewerId = joined.viewerId;
+    this.setStatus("connecting", "Waiting for the host...");
+
+    const client = new SignalingClient({
+      roomId: joined.roomId,
+      token: joined.viewerToken,
+      forceLongPoll: this.forceLongPoll,
+    });
+    this.client = client;
+    const link = new PeerLink({
+      polite: true,
+      config: this.config,
+      send: (type, fields) => client.send(type, fields),
+    });
+    this.link = link;
+    link.addEventListener("track", (event) => {
+      const trackEvent = /** @type {RTCTrackEvent} */ (/** @type {CustomEvent} */ (event).detail);
+      const stream = trackEvent.streams[0] ?? new MediaStream([trackEvent.track]);
+      this.dispatchEvent(new CustomEvent("stream", { detail: stream }));
+    });
+    link.addEventListener("state", (event) => {
+      const state = /** @type {CustomEvent} */ (event).detail;
+      if (state === "connected") this.setStatus("connected", "Connected.");
+      else if (state === "disconnected") this.setStatus("reconnecting", "Connection interrupted; reconnecting...");
+      else if (state === "failed") {
+        this.setStatus("failed", "The connection to the host failed. Check your network, then join again.");
+      }
+    });
+    client.addEventListener("message", (event) => {
+      const message = /** @type {CustomEvent} */ (event).detail;
+      if (message.type === "offer") this.clearOfferTimer();
+      if (message.type === "offer" || message.type === "candidate") void link.handle(message);
+    });
+    client.addEventListener("closed", (event) => {
+      const info = /** @type {CustomEvent} */ (event).detail;
+      if (info.code === 4410) this.setStatus("ended", "Host ended sharing.");
+      else if (info.code === 4403) this.setStatus("ended", "You left the room.");
+      else if (info.code !== 1000) this.setStatus("failed", info.reason || "Lost the connection to the server.");
+      this.close();
+    });
+    this.offerTimer = setTimeout(() => {
+      this.setStatus("failed", "No offer received from host. The host may have stopped sharing; try again later.");
+      this.close();
+    }, this.offerTimeoutMs);
+    client.start();
+  }
+
+  clearOfferTimer() {
+    if (this.offerTimer !== null) clearTimeout(this.offerTimer);
+    this.offerTimer = null;
+  }
+
+  async leave() {
+    this.clearOfferTimer();
+    await this.client?.leave();
+    this.setStatus("ended", "You left the room.");
+    this.close();
+  }
+
+  close() {
+    this.clearOfferTimer();
+    this.link?.close();
+    this.client?.finish({ code: 1000, reason: "closed" });
+  }
+}
+
+/** @param {unknown} error */
+function describeJoinError(error) {
+  if (error instanceof SignalingError) {
+    if (error.code === "room_not_found" || error.code === "invalid_request") return "Room not found. Check the code, or ask the host for a new link.";
+    if (error.code === "room_full") return "Room is full. Ask the host to let you in later.";
+    if (error.code === "room_ended") return "Host ended sharing.";
+    return error.message;
+  }
+  return "Could not reach the server. Check your connection and try again.";
+}

@@ -1,0 +1,41 @@
+"""What a person sees and does on the page, as test helpers."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+COUNT_FRAMES = """() => {
+  const video = document.getElementById("remote-video");
+  window.framesRendered = 0;
+  const tick = () => { window.framesRendered++; video.requestVideoFrameCallback(tick); };
+  video.requestVideoFrameCallback(tick);
+}"""
+
+
+def start_sharing(page: Page, base_url: str) -> str:
+    """Open the start page, click Start sharing; the room code the page shows."""
+    page.goto(base_url + "/")
+    page.get_by_role("button", name="Start sharing").click()
+    code = page.locator("#room-code")
+    expect(code).to_have_text(re.compile(r"^[a-z0-9]{4}-[a-z0-9]{5}-[a-z0-9]{4}$"))
+    return code.inner_text()
+
+
+def watch(page: Page, base_url: str, code: str) -> None:
+    page.goto(f"{base_url}/r/{code}")
+
+
+def expect_frames_flowing(page: Page, frames: int = 15) -> None:
+    """The viewer's video renders new frames and its clock advances."""
+    expect(page.locator("body")).to_have_attribute("data-viewer-state", "connected")
+    page.wait_for_function("document.getElementById('remote-video').videoWidth > 0")
+    page.evaluate(COUNT_FRAMES)
+    start = page.evaluate("document.getElementById('remote-video').currentTime")
+    page.wait_for_function(f"window.framesRendered >= {frames}")
+    page.wait_for_function(f"document.getElementById('remote-video').currentTime > {start} + 0.3")
+
+
+def status_text(page: Page) -> str:
+    return page.locator("#status").inner_text()
