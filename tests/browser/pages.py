@@ -39,3 +39,41 @@ def expect_frames_flowing(page: Page, frames: int = 15) -> None:
 
 def status_text(page: Page) -> str:
     return page.locator("#status").inner_text()
+
+
+TRACK_PEER_CONNECTIONS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  window.peerConnections = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.peerConnections.push(this); }
+  };
+})();
+"""
+
+
+def track_peer_connections(page: Page) -> None:
+    """Count the page's RTCPeerConnections (installed before the page's own scripts)."""
+    page.add_init_script(TRACK_PEER_CONNECTIONS)
+
+
+def peer_connection_count(page: Page) -> int:
+    count: int = page.evaluate("window.peerConnections.length")
+    return count
+
+
+VIDEO_SENDER = """() => window.peerConnections[0].getSenders()
+  .find((s) => s.track && s.track.kind === "video")"""
+
+
+def host_video_sender(page: Page) -> dict[str, object]:
+    """The first viewer connection's video sender: its track and encoding settings."""
+    result: dict[str, object] = page.evaluate(
+        f"""() => {{
+      const sender = ({VIDEO_SENDER})();
+      const encoding = sender.getParameters().encodings[0] || {{}};
+      return {{trackId: sender.track.id, contentHint: sender.track.contentHint,
+               maxFramerate: encoding.maxFramerate ?? null}};
+    }}"""
+    )
+    return result

@@ -9,7 +9,15 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from ..support.processes import ServerProcess
-from .pages import expect_frames_flowing, start_sharing, watch
+from .pages import (
+    VIDEO_SENDER,
+    expect_frames_flowing,
+    host_video_sender,
+    peer_connection_count,
+    start_sharing,
+    track_peer_connections,
+    watch,
+)
 
 NewPage = Callable[[], Page]
 
@@ -58,3 +66,79 @@ def test_a_host_that_never_offers_times_out(
     page = new_page()
     watch(page, server.base_url, room["roomId"])
     expect(page.locator("#status")).to_contain_text("No offer received from host")
+
+
+def test_quality_and_source_switches_keep_frames_and_connections(
+    memory_server: ServerProcess, new_page: NewPage, screenshots: Path
+) -> None:
+    base = memory_server.base_url
+    host, viewer = new_page(), new_page()
+    track_peer_connections(host)
+    track_peer_connections(viewer)
+    code = start_sharing(host, base)
+    watch(viewer, base, code)
+    expect_frames_flowing(viewer)
+    expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
+    host.wait_for_function(f"({VIDEO_SENDER})().getParameters().encodings[0].maxFramerate === 15")
+    assert host_video_sender(host)["contentHint"] == "detail"
+
+    host.get_by_label("Motion").check()
+    host.wait_for_function(f"({VIDEO_SENDER})().getParameters().encodings[0].maxFramerate === 30")
+    assert host_video_sender(host)["contentHint"] == "motion"
+    expect_frames_flowing(viewer)
+    host.screenshot(path=str(screenshots / "host-quality-motion.png"))
+
+    before = host_video_sender(host)["trackId"]
+    host.get_by_role("button", name="Share something else").click()
+    host.wait_for_function(f"({VIDEO_SENDER})().track.id !== {before!r}")
+    assert host_video_sender(host)["contentHint"] == "motion"
+    expect_frames_flowing(viewer)
+
+    # Same connections throughout: nothing was renegotiated from scratch.
+    assert peer_connection_count(host) == 1
+    assert peer_connection_count(viewer) == 1
+
+
+def test_a_viewer_leaves_and_another_joins_without_disturbing_the_rest(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    base = memory_server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    leaving, staying = new_page(), new_page()
+    for viewer in (leaving, staying):
+        watch(viewer, base, code)
+        expect_frames_flowing(viewer)
+
+    leaving.get_by_role("button", name="Leave").click()
+    expect(leaving.locator("#status")).to_have_text("You left the room.")
+    expect(host.locator("#viewer-count")).to_have_text("1")
+
+    late = new_page()
+    watch(late, base, code)
+    expect_frames_flowing(late)
+    expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(2)
+    expect_frames_flowing(staying)
+
+
+def test_sharing_through_redis_with_a_long_polling_viewer(
+    redis_backed_server: ServerProcess, new_page: NewPage
+) -> None:
+    base = redis_backed_server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    viewer = new_page()
+    viewer.goto(f"{base}/r/{code}?transport=long-poll")
+    expect_frames_flowing(viewer)
+    expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
+    host.get_by_role("button", name="Stop sharing").click()
+    expect(viewer.locator("#status")).to_have_text("Host ended sharing.")
+
+
+def test_a_full_room_says_so(start_server: Callable[..., ServerProcess], new_page: NewPage) -> None:
+    server = start_server(max_viewers=1)
+    room = httpx.post(server.base_url + "/api/rooms").json()
+    httpx.post(f"{server.base_url}/api/rooms/{room['roomId']}/viewers")
+    page = new_page()
+    watch(page, server.base_url, room["roomId"])
+    expect(page.locator("#status")).to_contain_text("Room is full")

@@ -165,13 +165,25 @@ async def test_openapi_describes_every_endpoint_and_its_errors(http: httpx.Async
         ("/api/diagnostics", "get"),
         ("/healthz", "get"),
         ("/api/config", "get"),
+        ("/api/rooms/{room_id}/qr.svg", "get"),
     }
     assert operations == expected
     error_ref = "#/components/schemas/ErrorResponse"
     for path, method in operations - {("/api/rooms/{room_id}/ws", "get")}:
+        if path == "/api/rooms/{room_id}/qr.svg":
+            continue  # an image; its errors are JSON like the rest (checked below)
         responses = spec["paths"][path][method]["responses"]
         for status in ("400", "422", "503"):
             schema = responses[status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": error_ref}, (path, method, status)
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
+
+
+async def test_room_qr_code(http: httpx.AsyncClient) -> None:
+    room = await create_room(http)
+    response = await http.get(f"/api/rooms/{room['roomId']}/qr.svg")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.text.startswith("<svg")
+    assert_error(await http.get("/api/rooms/zzzz-zzzzz-zzzz/qr.svg"), 404, "room_not_found")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import io
 from typing import Annotated, Any
 
+import segno
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -50,7 +52,7 @@ async def create_room(request: Request, service: SignalingDep, token: TokenDep) 
         hostToken=host_token,
         expiresAt=room.created_at + service.settings.room_ttl,
         maxViewers=room.max_viewers,
-        url=str(request.base_url) + f"r/{room.room_id}",
+        url=room_url(request, room.room_id),
     )
 
 
@@ -62,6 +64,32 @@ async def create_room(request: Request, service: SignalingDep, token: TokenDep) 
 )
 async def get_room(room_id: str, service: SignalingDep, token: TokenDep) -> dict[str, Any]:
     return await service.room_info(parse_room_id(room_id), token)
+
+
+@router.get(
+    "/rooms/{room_id}/qr.svg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "QR code of the room link"},
+        **error_responses(404),
+    },
+    summary="The room link as a QR code, for viewers on phones",
+)
+async def room_qr(room_id: str, request: Request, service: SignalingDep) -> Response:
+    canonical = parse_room_id(room_id)
+    await service.load_room(canonical)
+    buffer = io.BytesIO()
+    segno.make(room_url(request, canonical), error="m").save(
+        buffer, kind="svg", scale=6, border=2, dark="#1d2330", xmldecl=False
+    )
+    return Response(
+        buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )
+
+
+def room_url(request: Request, room_id: str) -> str:
+    """The link viewers open, on the address the host reached the server by."""
+    return f"{request.base_url}r/{room_id}"
 
 
 @router.delete(

@@ -7,7 +7,18 @@ import { SignalingClient, api } from "./signaling.js";
 /**
  * @typedef {{id: string, state: RTCPeerConnectionState | "joining", link: PeerLink}} ViewerEntry
  * @typedef {{roomId: string, hostToken: string, url: string, expiresAt: number}} RoomInfo
+ * @typedef {"detail" | "motion"} Quality
  */
+
+/**
+ * Encoder settings per quality. Text needs every pixel and few frames; motion needs
+ * frames and can give up resolution.
+ * @type {Record<Quality, {maxFramerate: number, degradationPreference: RTCDegradationPreference}>}
+ */
+const QUALITY = {
+  detail: { maxFramerate: 15, degradationPreference: "maintain-resolution" },
+  motion: { maxFramerate: 30, degradationPreference: "maintain-framerate" },
+};
 
 export class HostSession extends EventTarget {
   /**
@@ -27,6 +38,41 @@ export class HostSession extends EventTarget {
     /** @type {SignalingClient | null} */
     this.client = null;
     this.ended = false;
+    /** @type {Quality} */
+    this.quality = "detail";
+    this.applyContentHint();
+  }
+
+  applyContentHint() {
+    for (const track of this.stream.getVideoTracks()) track.contentHint = this.quality;
+  }
+
+  /**
+   * Switch between sharp text and smooth motion, on every viewer's connection, without
+   * renegotiating.
+   * @param {Quality} quality
+   */
+  async setQuality(quality) {
+    this.quality = quality;
+    this.applyContentHint();
+    await Promise.all([...this.viewers.values()].map((entry) => this.applyQuality(entry.link)));
+  }
+
+  /** @param {PeerLink} link */
+  async applyQuality(link) {
+    const settings = QUALITY[this.quality];
+    for (const sender of link.pc.getSenders()) {
+      if (sender.track?.kind !== "video") continue;
+      const parameters = sender.getParameters();
+      if (!parameters.encodings?.length) continue; // not negotiated yet: applied on connect
+      for (const encoding of parameters.encodings) {
+        encoding.maxFramerate = settings.maxFramerate;
+        encoding.scaleResolutionDownBy = 1;
+      }
+      // Chromium reads the preference from the parameters; the DOM typings lack it.
+      /** @type {any} */ (parameters).degradationPreference = settings.degradationPreference;
+      await sender.setParameters(parameters).catch((error) => link.fail(error));
+    }
   }
 
   /** Create the room and start answering viewers. @returns {Promise<RoomInfo>} */
@@ -89,6 +135,7 @@ export class HostSession extends EventTarget {
     this.viewers.set(viewerId, entry);
     link.addEventListener("state", (event) => {
       entry.state = /** @type {CustomEvent} */ (event).detail;
+      if (entry.state === "connected") void this.applyQuality(link);
       this.emitViewers();
     });
     // Adding the tracks fires negotiationneeded: the link sends this viewer its offer.
@@ -126,6 +173,7 @@ export class HostSession extends EventTarget {
     for (const track of stream.getTracks()) {
       track.addEventListener("ended", () => void this.stop());
     }
+    this.applyContentHint();
     for (const track of old.getTracks()) track.stop();
   }
 

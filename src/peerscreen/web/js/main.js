@@ -111,6 +111,23 @@ async function startSharing(config) {
       link.select();
     }
   });
+  /** @type {HTMLImageElement} */ ($("room-qr")).src = `/api/rooms/${room.roomId}/qr.svg`;
+  for (const radio of document.querySelectorAll('input[name="quality"]')) {
+    radio.addEventListener("change", (event) => {
+      const value = /** @type {HTMLInputElement} */ (event.target).value;
+      void session.setQuality(value === "motion" ? "motion" : "detail");
+      setStatus("connected", value === "motion" ? "Optimized for motion." : "Optimized for text and detail.");
+    });
+  }
+  $("switch-source").addEventListener("click", async () => {
+    try {
+      const next = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+      await session.replaceStream(next);
+      setStatus("connected", "Now sharing the new source.");
+    } catch {
+      setStatus("connected", "Still sharing the same source.");
+    }
+  });
   $("stop-sharing").addEventListener("click", () => void session.stop());
   addEventListener("pagehide", () => void session.stop());
 }
