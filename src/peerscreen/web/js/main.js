@@ -172,8 +172,14 @@ function watch(roomId, config) {
     const { state, message } = /** @type {CustomEvent} */ (event).detail;
     setStatus(state, message);
     document.body.dataset.viewerState = state;
-    nextStep.textContent = state === "failed" || state === "ended" ? "Ask the host for a new link, or go back to the start page." : "";
+    const over = state === "failed" || state === "ended";
+    $("viewer-message").hidden = !over;
+    $("viewer-stage").hidden = over; // the stream is over too: no black box
+    $("viewer-controls").hidden = over;
+    $("viewer-message-title").textContent = message;
+    nextStep.textContent = nextStepFor(message);
   });
+  $("retry").addEventListener("click", () => location.reload());
   session.addEventListener("stream", (event) => {
     video.srcObject = /** @type {CustomEvent} */ (event).detail;
     unmute.hidden = false;
@@ -188,6 +194,16 @@ function watch(roomId, config) {
   $("leave").addEventListener("click", () => void session.leave());
   addEventListener("pagehide", () => void session.leave());
   void session.start();
+}
+
+/** What the viewer can do about a message, in plain words. @param {string} message */
+function nextStepFor(message) {
+  if (message.startsWith("Room not found")) return "Check the code for typos, or ask the host for a new link.";
+  if (message.startsWith("Room is full")) return "Try again when someone leaves, or ask the host for a bigger room.";
+  if (message.startsWith("No offer")) return "The host's page may be closed or stuck. Ask the host to check it, then try again.";
+  if (message.startsWith("Host ended")) return "Ask the host for a new link if they share again.";
+  if (message.startsWith("You left")) return "Use Try again to rejoin.";
+  return "Check your network connection, then try again.";
 }
 
 async function main() {
