@@ -140,6 +140,8 @@ export class HostSession extends EventTarget {
     });
     // Adding the tracks fires negotiationneeded: the link sends this viewer its offer.
     for (const track of this.stream.getTracks()) link.pc.addTrack(track, this.stream);
+    // Set the encoder up before the first frame: changing it later restarts it.
+    void this.applyQuality(link);
     this.emitViewers();
   }
 

@@ -30,13 +30,16 @@ function setStatus(state, message) {
 }
 
 /** @returns {Promise<ClientConfig>} */
-async function loadConfig() {
+async function fetchConfig() {
   try {
     return await api("/api/config");
   } catch {
     return { offerTimeout: 60, iceServers: [] };
   }
 }
+
+/** Fetched once, at once; whoever needs it awaits the same promise. */
+const configPromise = fetchConfig();
 
 const params = new URLSearchParams(location.search);
 const forceLongPoll = params.get("transport") === "long-poll";
@@ -49,8 +52,7 @@ function canWatch() {
   return typeof RTCPeerConnection !== "undefined";
 }
 
-/** @param {ClientConfig} config */
-function setUpLanding(config) {
+function setUpLanding() {
   const start = /** @type {HTMLButtonElement} */ ($("start-sharing"));
   if (!canShare()) {
     start.disabled = true;
@@ -60,11 +62,14 @@ function setUpLanding(config) {
       ? "This browser cannot share its screen (most phones cannot). You can still watch: join a room."
       : "This browser does not support WebRTC, so it can neither share nor watch.";
   }
-  start.addEventListener("click", () => void startSharing(config));
+  start.addEventListener("click", async () => startSharing(await configPromise));
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const code = /** @type {HTMLInputElement} */ ($("join-code")).value.trim();
-    if (code) location.assign(`/r/${encodeURIComponent(code)}${location.search}`);
+    if (!code) return;
+    // Same page, new address: the link is shareable and no reload delays the join.
+    history.pushState(null, "", `/r/${encodeURIComponent(code)}${location.search}`);
+    watch(code);
   });
 }
 
@@ -152,8 +157,8 @@ function renderViewers(viewers) {
   );
 }
 
-/** @param {string} roomId @param {ClientConfig} config */
-function watch(roomId, config) {
+/** @param {string} roomId */
+function watch(roomId) {
   show("viewer");
   const video = /** @type {HTMLVideoElement} */ ($("remote-video"));
   const unmute = /** @type {HTMLButtonElement} */ ($("unmute"));
@@ -164,8 +169,10 @@ function watch(roomId, config) {
   }
   const session = new ViewerSession({
     roomId,
-    offerTimeoutMs: config.offerTimeout * 1000,
-    config: { iceServers: config.iceServers },
+    settings: configPromise.then((config) => ({
+      offerTimeoutMs: config.offerTimeout * 1000,
+      rtc: { iceServers: config.iceServers },
+    })),
     forceLongPoll,
   });
   session.addEventListener("status", (event) => {
@@ -206,15 +213,15 @@ function nextStepFor(message) {
   return "Check your network connection, then try again.";
 }
 
-async function main() {
-  const config = await loadConfig();
+function main() {
   const match = location.pathname.match(/^\/r\/([^/]+)$/);
   if (match) {
-    watch(decodeURIComponent(match[1]), config);
+    watch(decodeURIComponent(match[1]));
   } else {
     show("landing");
-    setUpLanding(config);
+    setUpLanding();
   }
+  addEventListener("popstate", () => location.reload());
 }
 
-void main();
+main();

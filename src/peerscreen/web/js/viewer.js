@@ -7,18 +7,19 @@ import { SignalingClient, SignalingError, api } from "./signaling.js";
 /**
  * @typedef {"checking" | "connecting" | "connected" | "reconnecting" | "failed" | "ended"} ViewerState
  * @typedef {{state: ViewerState, message: string}} ViewerStatus
+ * @typedef {{offerTimeoutMs: number, rtc: RTCConfiguration}} ViewerSettings
  */
 
 export class ViewerSession extends EventTarget {
   /**
-   * @param {{roomId: string, offerTimeoutMs: number, config?: RTCConfiguration, forceLongPoll?: boolean}} options
+   * @param {{roomId: string, settings: Promise<ViewerSettings>, forceLongPoll?: boolean}} options
+   * ``settings`` may still be loading: joining does not wait for it.
    * Events: "status" (detail: ViewerStatus), "stream" (detail: MediaStream).
    */
   constructor(options) {
     super();
     this.roomId = options.roomId;
-    this.offerTimeoutMs = options.offerTimeoutMs;
-    this.config = options.config ?? {};
+    this.settings = options.settings;
     this.forceLongPoll = options.forceLongPoll ?? false;
     /** @type {ViewerStatus} */
     this.status = { state: "checking", message: "Checking the room..." };
@@ -41,19 +42,20 @@ export class ViewerSession extends EventTarget {
   async start() {
     this.setStatus("checking", "Checking the room...");
     let joined;
+    /** @type {ViewerSettings} */
+    let settings;
     try {
-      const room = await api(`/api/rooms/${encodeURIComponent(this.roomId)}`);
-      if (room.ended) {
-        this.setStatus("ended", "Host ended sharing.");
-        return;
-      }
-      if (room.full) {
-        this.setStatus("failed", "Room is full. Ask the host to let you in later.");
-        return;
-      }
-      joined = await api(`/api/rooms/${encodeURIComponent(this.roomId)}/viewers`, { method: "POST" });
+      // Joining checks the room too: an unknown, full or ended room fails right here.
+      [joined, settings] = await Promise.all([
+        api(`/api/rooms/${encodeURIComponent(this.roomId)}/viewers`, { method: "POST" }),
+        this.settings,
+      ]);
     } catch (error) {
-      this.setStatus("failed", describeJoinError(error));
+      if (error instanceof SignalingError && error.code === "room_ended") {
+        this.setStatus("ended", "Host ended sharing.");
+      } else {
+        this.setStatus("failed", describeJoinError(error));
+      }
       return;
     }
     this.roomId = joined.roomId;
@@ -68,12 +70,17 @@ export class ViewerSession extends EventTarget {
     this.client = client;
     const link = new PeerLink({
       polite: true,
-      config: this.config,
+      config: settings.rtc,
       send: (type, fields) => client.send(type, fields),
     });
     this.link = link;
     link.addEventListener("track", (event) => {
       const trackEvent = /** @type {RTCTrackEvent} */ (/** @type {CustomEvent} */ (event).detail);
+      // A live screen is watched as it happens: play frames as soon as they decode
+      // rather than buffering for smoothness (where the browser supports the hint).
+      if ("jitterBufferTarget" in trackEvent.receiver) {
+        /** @type {any} */ (trackEvent.receiver).jitterBufferTarget = 0;
+      }
       const stream = trackEvent.streams[0] ?? new MediaStream([trackEvent.track]);
       this.dispatchEvent(new CustomEvent("stream", { detail: stream }));
     });
@@ -100,7 +107,7 @@ export class ViewerSession extends EventTarget {
     this.offerTimer = setTimeout(() => {
       this.setStatus("failed", "No offer received from host. The host may have stopped sharing; try again later.");
       this.close();
-    }, this.offerTimeoutMs);
+    }, settings.offerTimeoutMs);
     client.start();
   }
 
