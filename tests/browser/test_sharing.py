@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from ..support.processes import ServerProcess
 from .pages import (
@@ -142,3 +142,40 @@ def test_a_full_room_says_so(start_server: Callable[..., ServerProcess], new_pag
     page = new_page()
     watch(page, server.base_url, room["roomId"])
     expect(page.locator("#status")).to_contain_text("Room is full")
+
+
+def test_the_browsers_own_stop_button_ends_the_room(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    base = memory_server.base_url
+    host, viewer = new_page(), new_page()
+    track_peer_connections(host)
+    code = start_sharing(host, base)
+    watch(viewer, base, code)
+    expect_frames_flowing(viewer)
+    # The browser's "Stop sharing" bar ends the capture track; headless Chromium has no
+    # such bar, so the test fires the same event the browser would.
+    host.evaluate(
+        "window.peerConnections[0].getSenders()"
+        ".forEach((s) => s.track && s.track.dispatchEvent(new Event('ended')))"
+    )
+    expect(host.locator("#status")).to_have_text("Sharing stopped.")
+    expect(viewer.locator("#status")).to_have_text("Host ended sharing.")
+
+
+def test_the_viewer_page_fits_a_phone(
+    memory_server: ServerProcess, browser: Browser, new_page: NewPage, screenshots: Path
+) -> None:
+    base = memory_server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = phone.new_page()
+        watch(page, base, code)
+        expect_frames_flowing(page)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+        page.screenshot(path=str(screenshots / "viewer-phone.png"))
+    finally:
+        phone.close()
