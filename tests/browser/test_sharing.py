@@ -179,3 +179,36 @@ def test_the_viewer_page_fits_a_phone(
         page.screenshot(path=str(screenshots / "viewer-phone.png"))
     finally:
         phone.close()
+
+
+def test_a_reloaded_host_resumes_and_viewers_reconnect(
+    memory_server: ServerProcess, new_page: NewPage, screenshots: Path
+) -> None:
+    base = memory_server.base_url
+    host, viewer = new_page(), new_page()
+    track_peer_connections(viewer)
+    code = start_sharing(host, base)
+    watch(viewer, base, code)
+    expect_frames_flowing(viewer)
+
+    host.reload()
+    expect(host.locator("#resume-code")).to_have_text(code)
+    host.screenshot(path=str(screenshots / "host-resume.png"))
+    host.get_by_role("button", name="Resume sharing").click()
+    expect(host.locator("#room-code")).to_have_text(code)
+    expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
+    # The viewer got a new connection from the new host page, and frames again.
+    viewer.wait_for_function("window.peerConnections.length === 2")
+    expect_frames_flowing(viewer)
+
+
+def test_a_host_that_closes_its_page_ends_the_room_after_the_grace_period(
+    start_server: Callable[..., ServerProcess], new_page: NewPage
+) -> None:
+    server = start_server(heartbeat_interval=0.5, heartbeat_timeout=1.5, grace_period=2)
+    host, viewer = new_page(), new_page()
+    code = start_sharing(host, server.base_url)
+    watch(viewer, server.base_url, code)
+    expect_frames_flowing(viewer)
+    host.close()
+    expect(viewer.locator("#status")).to_have_text("Host ended sharing.", timeout=15_000)

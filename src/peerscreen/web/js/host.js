@@ -10,6 +10,25 @@ import { SignalingClient, api } from "./signaling.js";
  * @typedef {"detail" | "motion"} Quality
  */
 
+const SAVED_ROOM_KEY = "peerscreen.hostRoom";
+
+/**
+ * The room this tab was hosting before a reload, if it may still be open.
+ * @returns {(RoomInfo & {lastSeq: number}) | null}
+ */
+export function savedRoom() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SAVED_ROOM_KEY) ?? "null");
+    return saved && typeof saved.roomId === "string" ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+export function forgetSavedRoom() {
+  sessionStorage.removeItem(SAVED_ROOM_KEY);
+}
+
 /**
  * Encoder settings per quality. Text needs every pixel and few frames; motion needs
  * frames and can give up resolution.
@@ -75,18 +94,24 @@ export class HostSession extends EventTarget {
     }
   }
 
-  /** Create the room and start answering viewers. @returns {Promise<RoomInfo>} */
-  async start() {
-    const room = /** @type {RoomInfo} */ (await api("/api/rooms", { method: "POST" }));
+  /**
+   * Create the room (or take back a saved one after a reload) and start answering viewers.
+   * @param {(RoomInfo & {lastSeq: number}) | null} [resume]
+   * @returns {Promise<RoomInfo>}
+   */
+  async start(resume = null) {
+    const room = resume ?? /** @type {RoomInfo} */ (await api("/api/rooms", { method: "POST" }));
     this.room = room;
     const client = new SignalingClient({
       roomId: room.roomId,
       token: room.hostToken,
       forceLongPoll: this.forceLongPoll,
+      resume: resume?.lastSeq ?? 0,
     });
     this.client = client;
     client.addEventListener("message", (event) => {
       this.onMessage(/** @type {CustomEvent} */ (event).detail);
+      this.save();
     });
     client.addEventListener("state", (event) => {
       this.dispatchEvent(new CustomEvent("signaling", { detail: /** @type {CustomEvent} */ (event).detail }));
@@ -97,7 +122,20 @@ export class HostSession extends EventTarget {
       track.addEventListener("ended", () => void this.stop());
     }
     client.start();
+    this.save();
+    if (resume) {
+      // Viewers still here from before the reload get a fresh connection each.
+      const info = await api(`/api/rooms/${room.roomId}`, { token: room.hostToken });
+      for (const viewer of info.viewers ?? []) this.addViewer(viewer.viewerId);
+    }
     return room;
+  }
+
+  /** Remember the room for this tab, so a reload can take it back. */
+  save() {
+    if (!this.room || this.ended) return;
+    const saved = { ...this.room, lastSeq: this.client?.lastSeq ?? 0 };
+    sessionStorage.setItem(SAVED_ROOM_KEY, JSON.stringify(saved));
   }
 
   /** @param {{type: string, from?: string, viewerId?: string, [k: string]: any}} message */
@@ -195,6 +233,7 @@ export class HostSession extends EventTarget {
   finish(reason) {
     if (this.ended) return;
     this.ended = true;
+    forgetSavedRoom();
     this.client?.finish({ code: 1000, reason });
     for (const entry of this.viewers.values()) entry.link.close();
     this.viewers.clear();

@@ -1,7 +1,7 @@
 // The page: landing, host and viewer screens. All DOM code lives here; the protocol and
 // WebRTC logic is in signaling.js, peer.js, host.js and viewer.js.
 
-import { HostSession } from "./host.js";
+import { HostSession, forgetSavedRoom, savedRoom } from "./host.js";
 import { api } from "./signaling.js";
 import { ViewerSession } from "./viewer.js";
 
@@ -63,6 +63,18 @@ function setUpLanding() {
       : "This browser does not support WebRTC, so it can neither share nor watch.";
   }
   start.addEventListener("click", async () => startSharing(await configPromise));
+  const saved = savedRoom();
+  if (saved) {
+    $("resume-card").hidden = false;
+    $("resume-code").textContent = saved.roomId;
+    $("resume-sharing").addEventListener("click", async () => startSharing(await configPromise, saved));
+    $("end-saved-room").addEventListener("click", async () => {
+      forgetSavedRoom();
+      $("resume-card").hidden = true;
+      await api(`/api/rooms/${saved.roomId}`, { method: "DELETE", token: saved.hostToken }).catch(() => undefined);
+      setStatus("ended", "Room ended.");
+    });
+  }
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const code = /** @type {HTMLInputElement} */ ($("join-code")).value.trim();
@@ -73,8 +85,11 @@ function setUpLanding() {
   });
 }
 
-/** @param {ClientConfig} config */
-async function startSharing(config) {
+/**
+ * @param {ClientConfig} config
+ * @param {import("./host.js").RoomInfo & {lastSeq: number} | null} [resume]
+ */
+async function startSharing(config, resume = null) {
   setStatus("connecting", "Choose what to share...");
   /** @type {MediaStream} */
   let stream;
@@ -98,10 +113,15 @@ async function startSharing(config) {
   });
   let room;
   try {
-    room = await session.start();
+    room = await session.start(resume);
   } catch (error) {
     for (const track of stream.getTracks()) track.stop();
-    setStatus("failed", `Could not create a room: ${error instanceof Error ? error.message : String(error)}`);
+    if (resume) {
+      forgetSavedRoom();
+      $("resume-card").hidden = true;
+    }
+    const what = resume ? "resume the room" : "create a room";
+    setStatus("failed", `Could not ${what}: ${error instanceof Error ? error.message : String(error)}`);
     return;
   }
   show("host");
@@ -134,7 +154,8 @@ async function startSharing(config) {
     }
   });
   $("stop-sharing").addEventListener("click", () => void session.stop());
-  addEventListener("pagehide", () => void session.stop());
+  // Leaving the page does not end the room at once: a reload can resume it (see the
+  // start page); otherwise the server ends it when the grace period runs out.
 }
 
 /** @param {{id: string, state: string}[]} viewers */

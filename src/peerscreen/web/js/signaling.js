@@ -58,7 +58,7 @@ export async function api(path, options = {}) {
  * "closed" (detail: CloseInfo), "transport" (detail: "websocket" | "long-poll").
  */
 export class SignalingClient extends EventTarget {
-  /** @param {{roomId: string, token: string, forceLongPoll?: boolean}} options */
+  /** @param {{roomId: string, token: string, forceLongPoll?: boolean, resume?: number}} options */
   constructor(options) {
     super();
     this.roomId = options.roomId;
@@ -68,8 +68,8 @@ export class SignalingClient extends EventTarget {
     this.state = "connecting";
     /** @type {"websocket" | "long-poll"} */
     this.transport = "websocket";
-    this.lastSeq = 0;
-    this.ackedSeq = 0;
+    this.lastSeq = options.resume ?? 0; // a reloaded page picks up where it left off
+    this.ackedSeq = this.lastSeq;
     /** @type {WebSocket | null} */
     this.socket = null;
     this.everOpened = false;

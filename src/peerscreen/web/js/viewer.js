@@ -30,11 +30,14 @@ export class ViewerSession extends EventTarget {
     /** @type {ReturnType<typeof setTimeout> | null} */
     this.offerTimer = null;
     this.viewerId = "";
+    this.closed = false;
+    /** @type {RTCConfiguration} */
+    this.rtc = {};
   }
 
   /** @param {ViewerState} state @param {string} message */
   setStatus(state, message) {
-    if (this.status.state === "ended" || (this.status.state === "failed" && state !== "ended")) return;
+    if (this.status.state === "ended" || this.closed) return;
     this.status = { state, message };
     this.dispatchEvent(new CustomEvent("status", { detail: this.status }));
   }
@@ -68,34 +71,19 @@ export class ViewerSession extends EventTarget {
       forceLongPoll: this.forceLongPoll,
     });
     this.client = client;
-    const link = new PeerLink({
-      polite: true,
-      config: settings.rtc,
-      send: (type, fields) => client.send(type, fields),
-    });
-    this.link = link;
-    link.addEventListener("track", (event) => {
-      const trackEvent = /** @type {RTCTrackEvent} */ (/** @type {CustomEvent} */ (event).detail);
-      // A live screen is watched as it happens: play frames as soon as they decode
-      // rather than buffering for smoothness (where the browser supports the hint).
-      if ("jitterBufferTarget" in trackEvent.receiver) {
-        /** @type {any} */ (trackEvent.receiver).jitterBufferTarget = 0;
-      }
-      const stream = trackEvent.streams[0] ?? new MediaStream([trackEvent.track]);
-      this.dispatchEvent(new CustomEvent("stream", { detail: stream }));
-    });
-    link.addEventListener("state", (event) => {
-      const state = /** @type {CustomEvent} */ (event).detail;
-      if (state === "connected") this.setStatus("connected", "Connected.");
-      else if (state === "disconnected") this.setStatus("reconnecting", "Connection interrupted; reconnecting...");
-      else if (state === "failed") {
-        this.setStatus("failed", "The connection to the host failed. Check your network, then join again.");
-      }
-    });
+    this.rtc = settings.rtc;
+    this.link = this.newLink();
     client.addEventListener("message", (event) => {
       const message = /** @type {CustomEvent} */ (event).detail;
-      if (message.type === "offer") this.clearOfferTimer();
-      if (message.type === "offer" || message.type === "candidate") void link.handle(message);
+      if (message.type === "offer") {
+        this.clearOfferTimer();
+        if (this.link && isFromAnotherPeer(this.link.pc, message.desc)) {
+          // The host reloaded its page: its new connection replaces the old one.
+          this.link.close();
+          this.link = this.newLink();
+        }
+      }
+      if (message.type === "offer" || message.type === "candidate") void this.link?.handle(message);
     });
     client.addEventListener("closed", (event) => {
       const info = /** @type {CustomEvent} */ (event).detail;
@@ -111,6 +99,37 @@ export class ViewerSession extends EventTarget {
     client.start();
   }
 
+  /** A peer connection to the host, reporting its stream and state as this session's. */
+  newLink() {
+    const client = this.client;
+    if (!client) throw new Error("not joined");
+    const link = new PeerLink({
+      polite: true,
+      config: this.rtc,
+      send: (type, fields) => client.send(type, fields),
+    });
+    link.addEventListener("track", (event) => {
+      const trackEvent = /** @type {RTCTrackEvent} */ (/** @type {CustomEvent} */ (event).detail);
+      // A live screen is watched as it happens: play frames as soon as they decode
+      // rather than buffering for smoothness (where the browser supports the hint).
+      if ("jitterBufferTarget" in trackEvent.receiver) {
+        /** @type {any} */ (trackEvent.receiver).jitterBufferTarget = 0;
+      }
+      const stream = trackEvent.streams[0] ?? new MediaStream([trackEvent.track]);
+      this.dispatchEvent(new CustomEvent("stream", { detail: stream }));
+    });
+    link.addEventListener("state", (event) => {
+      if (link !== this.link) return; // a replaced connection's last words
+      const state = /** @type {CustomEvent} */ (event).detail;
+      if (state === "connected") this.setStatus("connected", "Connected.");
+      else if (state === "disconnected") this.setStatus("reconnecting", "Connection interrupted; reconnecting...");
+      else if (state === "failed") {
+        this.setStatus("reconnecting", "Lost the host. Waiting for it to come back...");
+      }
+    });
+    return link;
+  }
+
   clearOfferTimer() {
     if (this.offerTimer !== null) clearTimeout(this.offerTimer);
     this.offerTimer = null;
@@ -118,16 +137,34 @@ export class ViewerSession extends EventTarget {
 
   async leave() {
     this.clearOfferTimer();
-    await this.client?.leave();
     this.setStatus("ended", "You left the room.");
+    await this.client?.leave();
     this.close();
   }
 
   close() {
     this.clearOfferTimer();
+    this.closed = true;
     this.link?.close();
     this.client?.finish({ code: 1000, reason: "closed" });
   }
+}
+
+/**
+ * Whether an offer comes from a different peer connection than the current one (its
+ * DTLS fingerprint differs), as after the host reloads its page.
+ * @param {RTCPeerConnection} pc
+ * @param {{sdp?: string} | undefined} desc
+ */
+function isFromAnotherPeer(pc, desc) {
+  const current = pc.remoteDescription?.sdp;
+  if (!current || !desc?.sdp) return false;
+  return fingerprint(current) !== fingerprint(desc.sdp);
+}
+
+/** @param {string} sdp */
+function fingerprint(sdp) {
+  return sdp.match(/^a=fingerprint:.*$/m)?.[0] ?? "";
 }
 
 /** @param {unknown} error */
