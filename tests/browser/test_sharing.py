@@ -212,3 +212,43 @@ def test_a_host_that_closes_its_page_ends_the_room_after_the_grace_period(
     expect_frames_flowing(viewer)
     host.close()
     expect(viewer.locator("#status")).to_have_text("Host ended sharing.", timeout=15_000)
+
+
+BLOCK_WEBSOCKETS = """
+window.WebSocket = class BlockedWebSocket {
+  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+  constructor() {
+    this.readyState = 3;
+    setTimeout(() => this.onclose && this.onclose({code: 1006, reason: ""}), 10);
+  }
+  send() {}
+  close() {}
+};
+"""
+
+
+def test_a_viewer_behind_a_websocket_blocking_proxy_falls_back_to_long_poll(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    base = memory_server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    viewer = new_page()
+    viewer.add_init_script(BLOCK_WEBSOCKETS)
+    viewer.goto(base + "/")
+    viewer.get_by_label("Join a room").fill(code.upper().replace("-", " "))  # as typed
+    viewer.get_by_role("button", name="Join").click()
+    expect(viewer).to_have_url(f"{base}/r/{code.upper().replace('-', '%20')}")
+    expect_frames_flowing(viewer)
+    expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
+
+
+def test_a_browser_that_cannot_share_can_still_watch(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    page = new_page()
+    page.add_init_script("delete MediaDevices.prototype.getDisplayMedia;")
+    page.goto(memory_server.base_url + "/")
+    expect(page.get_by_role("button", name="Start sharing")).to_be_disabled()
+    expect(page.locator("#share-unsupported")).to_contain_text("You can still watch")
+    expect(page.get_by_role("button", name="Join")).to_be_enabled()
