@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     print(
-        f"peerscreen {__version__}: http://{settings.host}:{settings.port}/ "
+        f"peerscreen {__version__}: {settings.scheme}://{settings.host}:{settings.port}/ "
         f"({settings.store_kind} store)",
         flush=True,
     )
@@ -114,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Forwarded headers are trusted only from configured proxies, by the app itself.
         proxy_headers=False,
         interface="asgi3",  # PeerscreenApp returns coroutines rather than being one
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
     return 0
 

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     offer_timeout: float = Field(
         60.0, gt=0, description="A viewer waits this long for the host's offer, then gives up."
     )
+    ssl_certfile: str | None = Field(
+        None, description="TLS certificate (PEM): serve https, which browsers need to share."
+    )
+    ssl_keyfile: str | None = Field(None, description="TLS private key (PEM) for the certificate.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
     @model_validator(mode="after")
@@ -61,6 +65,16 @@ class Settings(BaseSettings):
             # connected participants as gone.
             raise ValueError("grace_period must be longer than heartbeat_interval")
         return self
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: set both or neither")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_certfile else "http"
 
     @property
     def store_kind(self) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -187,3 +190,39 @@ async def test_room_qr_code(http: httpx.AsyncClient) -> None:
     assert response.headers["content-type"] == "image/svg+xml"
     assert response.text.startswith("<svg")
     assert_error(await http.get("/api/rooms/zzzz-zzzzz-zzzz/qr.svg"), 404, "room_not_found")
+
+
+def test_serves_https_with_a_certificate(start_server: object, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server: ServerProcess = start_server(  # type: ignore[operator]
+        ssl_certfile=str(cert), ssl_keyfile=str(key)
+    )
+    assert server.base_url.startswith("https://")
+    context = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(verify=context) as client:
+        response = client.get(f"{server.base_url}/healthz")
+    assert response.json() == {"status": "ok", "store": "memory"}

@@ -36,3 +36,10 @@ def test_bad_settings_are_reported_plainly(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         main(["serve", "--port", "eighty"])
     assert main(["serve", "--port", "70000"]) == 2
+
+
+def test_tls_needs_both_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--ssl-certfile", "cert.pem"]) == 2
+    assert "ssl_certfile and ssl_keyfile go together" in capsys.readouterr().err
+    settings = Settings(ssl_certfile="c.pem", ssl_keyfile="k.pem")
+    assert settings.scheme == "https"
