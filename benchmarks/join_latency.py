@@ -177,6 +177,10 @@ def main() -> int:
             "warning",
             "--max-viewers",
             "200",
+            "--rate-rooms",
+            "100000/hour",
+            "--rate-api",
+            "1000000/hour",
         ],
     )
     base = f"http://127.0.0.1:{port}"

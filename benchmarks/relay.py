@@ -195,6 +195,11 @@ class Peerscreen(Target):
             "warning",
             "--max-viewers",
             "1",
+            # One load client makes every room: lift the per-address limits.
+            "--rate-rooms",
+            "1000000/hour",
+            "--rate-api",
+            "10000000/hour",
             *self.extra_flags,
         ]
 

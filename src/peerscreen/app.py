@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,8 +23,10 @@ from .api.deps import error_responses
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError, StoreUnavailable
 from .protocol import MAX_BODY_BYTES
+from .ratelimit import Limit, RateLimited, RateLimits, client_ip_of, parse_networks
 from .service import Signaling
 from .store import create_store
+from .web_security import SecurityHeaders
 
 logger = logging.getLogger("peerscreen")
 
@@ -41,8 +44,30 @@ or long-poll with `wait=` on the GET endpoints. Every call carries the caller's 
 
 
 def error_response(error: PeerscreenError) -> JSONResponse:
-    headers = {"Retry-After": "2"} if isinstance(error, StoreUnavailable) else None
+    headers = None
+    if isinstance(error, StoreUnavailable):
+        headers = {"Retry-After": "2"}
+    elif isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
     return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
+
+
+class ApiRateLimit:
+    """Counts every API call (and socket opened) against its client address's limit."""
+
+    def __init__(self, app: ASGIApp, state: Any) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            limits: RateLimits = self.state.rate_limits
+            try:
+                await limits.hit(Limit.API, client_ip_of(scope, self.state.trusted_proxies))
+            except PeerscreenError as error:
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -151,10 +176,12 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         await store.open()
         signaling = Signaling(settings, store)
         await signaling.start()
-        sockets = socket.Sockets(signaling)
+        rate_limits = RateLimits(settings)
+        sockets = socket.Sockets(signaling, rate_limits, app.state.trusted_proxies)
         await sockets.start()
         app.state.signaling = signaling
         app.state.sockets = sockets
+        app.state.rate_limits = rate_limits
         logger.info("peerscreen %s: %s store", __version__, store.kind)
         # Everything loaded so far (modules, schemas, routes) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise stall
@@ -177,6 +204,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
 
     @app.exception_handler(PeerscreenError)
     async def on_peerscreen_error(request: Request, exc: PeerscreenError) -> JSONResponse:
@@ -248,5 +276,16 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         return FileResponse(str(WEB_DIR / "index.html"))
 
     app.mount("/static", StaticFiles(directory=str(WEB_DIR)), name="static")
+    # Outermost last: CORS answers preflights first; every response gets the headers.
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(ApiRateLimit, state=app.state)
+    app.add_middleware(SecurityHeaders)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     return app

@@ -6,7 +6,7 @@ the unprefixed names the original design used. The CLI builds one flag per field
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,24 @@ class Settings(BaseSettings):
     offer_timeout: float = Field(
         60.0, gt=0, description="A viewer waits this long for the host's offer, then gives up."
     )
+    rate_rooms: str = Field("50/hour", description="Rooms one client address may create.")
+    rate_api: str = Field("2000/hour", description="API calls one client address may make.")
+    rate_chat: str = Field(
+        "60/minute", description="Chat messages one participant may send in a room."
+    )
+    rate_passcode: str = Field(
+        "10/minute", description="Wrong passcodes one client address may try on a room."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
+        "header names the client; unset: the connection's address is the client's.",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Other origins (comma-separated) whose pages may call the API; "
+        "unset: same origin only.",
+    )
     ssl_certfile: str | None = Field(
         None, description="TLS certificate (PEM): serve https, which browsers need to share."
     )
@@ -65,6 +83,31 @@ class Settings(BaseSettings):
             # connected participants as gone.
             raise ValueError("grace_period must be longer than heartbeat_interval")
         return self
+
+    @field_validator("rate_rooms", "rate_api", "rate_chat", "rate_passcode")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate such as '50/hour' or '60/minute': {value!r}") from exc
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @model_validator(mode="after")
     def _check_tls(self) -> Settings:

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     ROOM_ENDED = "room_ended"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     VALIDATION_ERROR = "validation_error"
+    RATE_LIMITED = "rate_limited"
     STORE_UNAVAILABLE = "store_unavailable"
 
 
@@ -38,6 +39,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.ROOM_ENDED: 410,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.RATE_LIMITED: 429,
     ErrorCode.STORE_UNAVAILABLE: 503,
 }
 

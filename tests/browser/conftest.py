@@ -38,11 +38,18 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def new_page(browser: Browser) -> Iterator[object]:
-    """Open pages in separate contexts (separate people); all are closed afterwards."""
+    """Open pages in separate contexts (separate people); all are closed afterwards.
+
+    The tests' own probes (wait_for_function, evaluate) are eval'd strings, which the
+    page's Content-Security-Policy forbids; ``enforce_csp=True`` keeps the policy for
+    tests that check the page under it.
+    """
     contexts: list[BrowserContext] = []
 
-    def open_page() -> Page:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+    def open_page(enforce_csp: bool = False) -> Page:
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 800}, bypass_csp=not enforce_csp
+        )
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(20_000)

@@ -19,7 +19,7 @@ from .pages import (
     watch,
 )
 
-NewPage = Callable[[], Page]
+NewPage = Callable[..., Page]
 
 
 def test_host_and_two_viewers_see_frames_then_the_host_stops(
@@ -169,7 +169,9 @@ def test_the_viewer_page_fits_a_phone(
     base = memory_server.base_url
     host = new_page()
     code = start_sharing(host, base)
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, bypass_csp=True
+    )
     try:
         page = phone.new_page()
         watch(page, base, code)
@@ -252,3 +254,26 @@ def test_a_browser_that_cannot_share_can_still_watch(
     expect(page.get_by_role("button", name="Start sharing")).to_be_disabled()
     expect(page.locator("#share-unsupported")).to_contain_text("You can still watch")
     expect(page.get_by_role("button", name="Join")).to_be_enabled()
+
+
+def test_the_page_works_under_its_own_content_security_policy(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    base = memory_server.base_url
+    violations: list[str] = []
+    host, viewer = new_page(enforce_csp=True), new_page(enforce_csp=True)
+    for page in (host, viewer):
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
+    code = start_sharing(host, base)
+    expect(host.locator("#room-qr")).to_have_attribute("src", f"/api/rooms/{code}/qr.svg")
+    watch(viewer, base, code)
+    expect(viewer.locator("#status")).to_have_text("Connected.")
+    expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
+    assert violations == []

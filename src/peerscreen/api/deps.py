@@ -40,13 +40,14 @@ _DESCRIPTIONS = {
     410: "The room has ended.",
     413: "Body, SDP or candidate too large.",
     422: "A field is missing or has the wrong type.",
+    429: "Over a rate limit; Retry-After says when to try again.",
     503: "The store (Redis) is unreachable; retry shortly.",
 }
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can return; 400/413/422/503 always."""
-    wanted = sorted({400, 413, 422, 503, *statuses})
+    wanted = sorted({400, 413, 422, 429, 503, *statuses})
     assert all(s in STATUS.values() for s in wanted), wanted
     return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS[s]} for s in wanted}
 

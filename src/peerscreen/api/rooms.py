@@ -21,6 +21,7 @@ from ..protocol import (
     ViewerJoined,
     signal_payload,
 )
+from ..ratelimit import Limit, client_ip_of
 from ..rooms import Signal, clamp_wait, require_addressee
 from ..service import parse_room_id
 from .deps import SignalingDep, TokenDep, error_responses
@@ -37,10 +38,13 @@ WaitQuery = Annotated[
     "/rooms",
     status_code=201,
     response_model=RoomCreated,
-    responses=error_responses(401),
+    responses=error_responses(401, 429),
     summary="Create a room; returns its id and the host token",
 )
 async def create_room(request: Request, service: SignalingDep, token: TokenDep) -> RoomCreated:
+    await request.app.state.rate_limits.hit(
+        Limit.ROOMS, client_ip_of(request.scope, request.app.state.trusted_proxies)
+    )
     secret = service.settings.auth_secret
     if secret is not None:
         expected = secret.get_secret_value().encode()

@@ -33,6 +33,7 @@ from ..protocol import (
     hello_adapter,
     signal_payload,
 )
+from ..ratelimit import Limit, Network, RateLimits, client_ip_of
 from ..rooms import Event, Participant, Signal, require_addressee
 from ..service import Signaling, parse_room_id
 from ..tasks import stop_task
@@ -265,8 +266,10 @@ def _validation_error(exc: ValidationError) -> PeerscreenError:
 class Sockets:
     """The WebSocket endpoint, this process's open connections, and their heartbeat."""
 
-    def __init__(self, service: Signaling) -> None:
+    def __init__(self, service: Signaling, rate_limits: RateLimits, proxies: list[Network]) -> None:
         self.service = service
+        self.rate_limits = rate_limits
+        self.proxies = proxies
         self._open: dict[tuple[str, str], Connection] = {}
         self._ticker: asyncio.Task[None] | None = None
 
@@ -320,6 +323,14 @@ class Sockets:
             return
         # Accept first: a refused handshake reaches browsers as a bare 1006 with no reason.
         await send({"type": "websocket.accept"})
+        try:
+            await self.rate_limits.hit(Limit.API, client_ip_of(scope, self.proxies))
+        except PeerscreenError as exc:
+            code = CLOSE_TRY_AGAIN_LATER if isinstance(exc, StoreUnavailable) else exc.close_code
+            await send(
+                {"type": "websocket.close", "code": code, "reason": _close_reason(exc.message)}
+            )
+            return
         opened = await self._authenticate(match.group(1), receive, send)
         if opened is None:
             return

@@ -1,0 +1,139 @@
+"""Rate limits: per client address and per room, shared by all processes on one Redis.
+
+The counting is the ``limits`` library's (moving windows, in memory or in Redis); this
+module names the limits, finds the client's address, and turns "over the limit" into a
+429 that says when to retry.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections.abc import Iterable
+from enum import StrEnum
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.types import Scope
+
+from .config import Settings
+from .errors import ErrorCode, PeerscreenError, StoreUnavailable
+
+
+class Limit(StrEnum):
+    ROOMS = "rooms"
+    API = "api"
+    CHAT = "chat"
+    PASSCODE = "passcode"
+
+
+_WHAT = {
+    Limit.ROOMS: "Too many rooms created from your address",
+    Limit.API: "Too many requests from your address",
+    Limit.CHAT: "You are sending chat messages too fast",
+    Limit.PASSCODE: "Too many wrong passcodes",
+}
+
+
+class RateLimited(PeerscreenError):
+    """Over a limit: 429, with the seconds until the next call may succeed."""
+
+    def __init__(self, limit: Limit, retry_after: int) -> None:
+        super().__init__(
+            ErrorCode.RATE_LIMITED, f"{_WHAT[limit]}. Try again in {_say_seconds(retry_after)}."
+        )
+        self.retry_after = retry_after
+
+
+def _say_seconds(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minutes"
+
+
+def storage_for(settings: Settings) -> Storage:
+    if settings.redis_url:
+        # The same driver as the room store (redis-py), failing as fast.
+        return RedisStorage(
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            socket_timeout=2.0,
+            socket_connect_timeout=1.0,
+        )
+    return MemoryStorage()
+
+
+class RateLimits:
+    """The configured limits, checked against one storage."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self._storage = storage or storage_for(settings)
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._items: dict[Limit, RateLimitItem] = {
+            Limit.ROOMS: parse(settings.rate_rooms),
+            Limit.API: parse(settings.rate_api),
+            Limit.CHAT: parse(settings.rate_chat),
+            Limit.PASSCODE: parse(settings.rate_passcode),
+        }
+
+    async def hit(self, limit: Limit, *keys: str) -> None:
+        """Count one call; raise :class:`RateLimited` if it is over the limit."""
+        item = self._items[limit]
+        try:
+            allowed = await self._limiter.hit(item, limit.value, *keys)
+            if allowed:
+                return
+            stats = await self._limiter.get_window_stats(item, limit.value, *keys)
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        except Exception as exc:  # the Redis driver's own connection errors
+            if type(exc).__module__.startswith("redis"):
+                raise StoreUnavailable(str(exc)) from exc
+            raise
+        raise RateLimited(limit, max(1, math.ceil(stats.reset_time - time.time())))
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> list[Network]:
+    """Comma-separated addresses or networks (``10.0.0.1, 192.168.0.0/16``)."""
+    return [
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    ]
+
+
+def client_address(peer: str | None, forwarded_for: str | None, proxies: Iterable[Network]) -> str:
+    """The client's address: the connection's, or, when the connection comes from a
+    trusted proxy, the nearest address in X-Forwarded-For that is not a trusted proxy."""
+    trusted = list(proxies)
+    if peer is None:
+        return "unknown"
+    if not forwarded_for or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def client_ip_of(scope: Scope, proxies: list[Network]) -> str:
+    """The client address of an ASGI request or socket, trusting only ``proxies``."""
+    peer = scope.get("client")
+    forwarded = None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            forwarded = value.decode("latin-1")
+    return client_address(peer[0] if peer else None, forwarded, proxies)
+
+
+def _is_trusted(address: str, trusted: list[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)

@@ -1,0 +1,56 @@
+"""HTTP response headers that keep the page safe, and who may call the API from elsewhere."""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The page loads only its own scripts and styles (no inline script), talks only to its
+# own server, and may capture the screen for itself alone.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
+PERMISSIONS_POLICY = (
+    "display-capture=(self), fullscreen=(self), picture-in-picture=(self), "
+    "camera=(), microphone=(), geolocation=()"
+)
+# The interactive API reference loads its viewer from a CDN, with inline script.
+_DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
+
+
+class SecurityHeaders:
+    """Adds the headers to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        strict = scope["path"] not in _DOCS_PATHS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                # Room links are secrets of a kind: never pass them on as a referrer.
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+                if strict:
+                    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                    headers.setdefault("X-Frame-Options", "DENY")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
