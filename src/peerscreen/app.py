@@ -174,9 +174,9 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = create_store(settings)
         await store.open()
-        signaling = Signaling(settings, store)
-        await signaling.start()
         rate_limits = RateLimits(settings)
+        signaling = Signaling(settings, store, rate_limits)
+        await signaling.start()
         sockets = socket.Sockets(signaling, rate_limits, app.state.trusted_proxies)
         await sockets.start()
         app.state.signaling = signaling

@@ -97,6 +97,26 @@ class WsSignal(_Strict):
     candidate: IceCandidate | None = None
 
 
+ChatText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+
+
+class ChatPost(_Strict):
+    """A chat message: plain text, shown as text (never as HTML) to everyone in the room."""
+
+    text: ChatText
+    name: DisplayName | None = Field(None, description="The sender's display name.")
+
+
+class WsChat(ChatPost):
+    type: Literal["chat"]
+    id: ClientMessageId | None = None
+
+
+class ChatHistory(BaseModel):
+    messages: list[dict[str, Any]]
+
+
 class AckMessage(_Strict):
     type: Literal["ack"]
     seq: Annotated[int, Field(ge=0)]
@@ -113,7 +133,7 @@ class LeaveMessage(_Strict):
 
 
 ClientMessage = Annotated[
-    WsSignal | AckMessage | PingMessage | LeaveMessage | HelloMessage,
+    WsSignal | WsChat | AckMessage | PingMessage | LeaveMessage | HelloMessage,
     Field(discriminator="type"),
 ]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)

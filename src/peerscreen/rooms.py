@@ -37,6 +37,7 @@ class Signal(StrEnum):
 class Event(StrEnum):
     """Messages the server itself puts in mailboxes."""
 
+    CHAT = "chat"
     VIEWER_JOINED = "viewer-joined"
     VIEWER_LEFT = "viewer-left"
     ROOM_ENDED = "room-ended"
@@ -162,6 +163,26 @@ def presence_at(last_seen: float | None, now: float, live_window: float, grace: 
     if age <= grace:
         return Presence.AWAY
     return Presence.LEFT
+
+
+CHAT_HISTORY = 200
+"""Chat messages a room keeps for those who join late."""
+
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))
+
+
+def chat_text(text: str) -> str:
+    """Chat text as it is kept and shown: control characters other than tab and newline
+    dropped (the page renders it as text, so markup needs no escaping here)."""
+    return text.translate(_CONTROL)
+
+
+def display_name(name: str | None, participant: Participant) -> str:
+    """The name shown with a message: the one chosen, else the role."""
+    cleaned = " ".join((name or "").translate(_CONTROL).split())
+    if cleaned:
+        return cleaned
+    return "Host" if participant.is_host else f"Viewer {participant.participant_id[1:5]}"
 
 
 def clamp_wait(wait: float | None, max_wait: float) -> float:

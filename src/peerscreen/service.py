@@ -25,7 +25,9 @@ from .errors import (
     unauthorized,
 )
 from .errors import room_not_found as room_not_found_error
+from .ratelimit import Limit, RateLimits
 from .rooms import (
+    CHAT_HISTORY,
     ENDED_RETENTION,
     HOST_ID,
     Event,
@@ -33,6 +35,8 @@ from .rooms import (
     Presence,
     Role,
     Signal,
+    chat_text,
+    display_name,
     move,
     presence_at,
     room_full,
@@ -72,9 +76,12 @@ def parse_room_id(text: str) -> str:
 class Signaling:
     """Rooms, participants and their mailboxes."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, rate_limits: RateLimits | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.rate_limits = rate_limits
         self._touched: dict[str, float] = {}
         # Participants this process has seen, by (room id, participant id).
         self._tracked: dict[tuple[str, str], _Tracked] = {}
@@ -365,6 +372,31 @@ class Signaling:
                 # marked present.
                 await listener.wait(min(remaining, self.settings.heartbeat_interval))
                 await self.seen(participant)
+
+    # --- chat ----------------------------------------------------------------------------
+
+    async def chat(self, sender: Participant, text: str, name: str | None) -> Message:
+        """Send a chat message to everyone in the room (the sender too) and keep it."""
+        if self.rate_limits is not None:
+            await self.rate_limits.hit(Limit.CHAT, sender.room_id, sender.participant_id)
+        message: Message = {
+            "type": Event.CHAT.value,
+            "id": ids.new_token()[:12],
+            "from": sender.participant_id,
+            "name": display_name(name, sender),
+            "text": chat_text(text),
+            "at": round(time.time(), 3),
+        }
+        room_id = sender.room_id
+        await self.store.add_chat(room_id, message, CHAT_HISTORY, self.settings.room_ttl)
+        for participant_id in [HOST_ID, *(await self.store.get_viewers(room_id))]:
+            await self._notify(room_id, participant_id, message)
+        await self.seen(sender)
+        return message
+
+    async def chat_history(self, participant: Participant) -> list[Message]:
+        await self.seen(participant)
+        return await self.store.chat_history(participant.room_id)
 
     # --- presence ------------------------------------------------------------------------
 

@@ -169,6 +169,8 @@ async def test_openapi_describes_every_endpoint_and_its_errors(http: httpx.Async
         ("/healthz", "get"),
         ("/api/config", "get"),
         ("/api/rooms/{room_id}/qr.svg", "get"),
+        ("/api/rooms/{room_id}/chat", "get"),
+        ("/api/rooms/{room_id}/chat", "post"),
     }
     assert operations == expected
     error_ref = "#/components/schemas/ErrorResponse"

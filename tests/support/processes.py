@@ -107,7 +107,11 @@ class RedisServer:
             sock.recv(16)
 
 
-GENEROUS_LIMITS = {"rate_rooms": "100000/hour", "rate_api": "1000000/hour"}
+GENEROUS_LIMITS = {
+    "rate_rooms": "100000/hour",
+    "rate_api": "1000000/hour",
+    "rate_chat": "100000/minute",
+}
 
 
 class ServerProcess:

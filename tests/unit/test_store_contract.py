@@ -241,3 +241,12 @@ async def test_has_viewer(store: Store) -> None:
     assert await store.has_viewer(record.room_id, viewer(1).viewer_id)
     assert not await store.has_viewer(record.room_id, viewer(2).viewer_id)
     assert not await store.has_viewer("nope-nopee-nope", viewer(1).viewer_id)
+
+
+async def test_chat_history_keeps_the_last_messages(store: Store) -> None:
+    record = room()
+    await store.create_room(record, TTL)
+    for n in range(5):
+        await store.add_chat(record.room_id, {"type": "chat", "text": f"m{n}"}, 3, TTL)
+    assert [m["text"] for m in await store.chat_history(record.room_id)] == ["m2", "m3", "m4"]
+    assert await store.chat_history("nope-nopee-nope") == []

@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from ..errors import ErrorCode, PeerscreenError, forbidden, unauthorized
 from ..protocol import (
     Accepted,
+    ChatHistory,
+    ChatPost,
     ErrorResponse,
     Messages,
     RoomCreated,
@@ -189,6 +191,32 @@ async def post_message(
     require_addressee(sender, body.to)
     seq = await service.send(sender, Signal(body.type), body.to, payload)
     return Accepted(seq=seq)
+
+
+@router.post(
+    "/rooms/{room_id}/chat",
+    status_code=202,
+    response_model=Accepted,
+    responses=error_responses(401, 403, 404, 410, 429),
+    summary="Send a chat message to everyone in the room",
+)
+async def post_chat(
+    room_id: str, body: ChatPost, service: SignalingDep, token: TokenDep
+) -> Accepted:
+    sender = await service.authenticate(parse_room_id(room_id), token)
+    await service.chat(sender, body.text, body.name)
+    return Accepted()
+
+
+@router.get(
+    "/rooms/{room_id}/chat",
+    response_model=ChatHistory,
+    responses=error_responses(401, 403, 404),
+    summary="The room's last 200 chat messages, for those who join late",
+)
+async def get_chat(room_id: str, service: SignalingDep, token: TokenDep) -> ChatHistory:
+    participant = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
+    return ChatHistory(messages=await service.chat_history(participant))
 
 
 @router.get(

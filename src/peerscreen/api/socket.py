@@ -28,6 +28,7 @@ from ..protocol import (
     HelloMessage,
     LeaveMessage,
     PingMessage,
+    WsChat,
     WsSignal,
     client_message_adapter,
     hello_adapter,
@@ -210,6 +211,10 @@ class Connection:
                 raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
             require_addressee(self.participant, message.to)
             await self.service.send(self.participant, Signal(message.type), message.to, payload)
+            if message.id is not None:
+                await self.send({"type": "accepted", "id": message.id})
+        elif isinstance(message, WsChat):
+            await self.service.chat(self.participant, message.text, message.name)
             if message.id is not None:
                 await self.send({"type": "accepted", "id": message.id})
         elif isinstance(message, AckMessage):

@@ -236,6 +236,15 @@ class Store(ABC):
     async def room_offer_taker(self, room_id: str) -> str | None:
         """The viewer that took the current room offer, if any."""
 
+    # chat history
+    @abstractmethod
+    async def add_chat(self, room_id: str, message: Message, keep: int, ttl: float) -> None:
+        """Keep a chat message in the room's history, dropping all but the last ``keep``."""
+
+    @abstractmethod
+    async def chat_history(self, room_id: str) -> list[Message]:
+        """The kept chat messages, oldest first."""
+
     # presence
     @abstractmethod
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:

@@ -30,6 +30,7 @@ class _Room:
     room_offer: Message | None = None
     room_offer_taker: str | None = None
     seen: dict[str, float] = field(default_factory=dict)
+    chat: list[Message] = field(default_factory=list)
 
 
 class MemoryStore(Store):
@@ -191,6 +192,16 @@ class MemoryStore(Store):
     async def room_offer_taker(self, room_id: str) -> str | None:
         room = self._room(room_id)
         return room.room_offer_taker if room is not None else None
+
+    async def add_chat(self, room_id: str, message: Message, keep: int, ttl: float) -> None:
+        room = self._room(room_id)
+        if room is not None:
+            room.chat.append(message)
+            del room.chat[:-keep]
+
+    async def chat_history(self, room_id: str) -> list[Message]:
+        room = self._room(room_id)
+        return list(room.chat) if room is not None else []
 
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
         room = self._room(room_id)

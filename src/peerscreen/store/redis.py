@@ -10,6 +10,7 @@ Keys follow the original design's ``room:{id}:...`` style and every one carries 
 ``room:{id}:offer``            the single-viewer flow's room offer
 ``room:{id}:offer:taker``      the viewer that took it
 ``room:{id}:seen``             hash: participant id -> unix time last seen
+``room:{id}:chat``             list: the last chat messages, oldest first
 =============================  =========================================================
 
 Multi-key updates run as Lua scripts so that two processes never interleave inside one.
@@ -73,7 +74,7 @@ def _ms(seconds: float) -> int:
 _ROOM_KEYS_LUA = """
 local function room_keys(room)
   local keys = {room, room .. ':viewers', room .. ':offer', room .. ':offer:taker',
-                room .. ':seen', room .. ':inbox:host', room .. ':seq:host',
+                room .. ':seen', room .. ':chat', room .. ':inbox:host', room .. ':seq:host',
                 room .. ':inbox:offer', room .. ':seq:offer'}
   for _, vid in ipairs(redis.call('HKEYS', room .. ':viewers')) do
     table.insert(keys, room .. ':inbox:' .. vid)
@@ -397,6 +398,20 @@ class RedisStore(Store):
     async def room_offer_taker(self, room_id: str) -> str | None:
         value = await self._redis.get(f"room:{room_id}:offer:taker")
         return cast(str | None, value)
+
+    @_guarded
+    async def add_chat(self, room_id: str, message: Message, keep: int, ttl: float) -> None:
+        key = f"room:{room_id}:chat"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, json.dumps(message))
+            pipe.ltrim(key, -keep, -1)
+            pipe.pexpire(key, _ms(ttl), nx=True)
+            await pipe.execute()
+
+    @_guarded
+    async def chat_history(self, room_id: str) -> list[Message]:
+        raw = cast(list[str], await self._redis.lrange(f"room:{room_id}:chat", 0, -1))
+        return [json.loads(text) for text in raw]
 
     @_guarded
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
