@@ -18,6 +18,9 @@ class ErrorCode(StrEnum):
     VIEWER_NOT_FOUND = "viewer_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     ROOM_FULL = "room_full"
+    ROOM_LOCKED = "room_locked"
+    PASSCODE_REQUIRED = "passcode_required"
+    PASSCODE_WRONG = "passcode_wrong"
     MAILBOX_FULL = "mailbox_full"
     ROOM_ENDED = "room_ended"
     PAYLOAD_TOO_LARGE = "payload_too_large"
@@ -35,6 +38,9 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.VIEWER_NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.ROOM_FULL: 409,
+    ErrorCode.ROOM_LOCKED: 403,
+    ErrorCode.PASSCODE_REQUIRED: 401,
+    ErrorCode.PASSCODE_WRONG: 403,
     ErrorCode.MAILBOX_FULL: 409,
     ErrorCode.ROOM_ENDED: 410,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,

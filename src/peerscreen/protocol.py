@@ -167,6 +167,30 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+Passcode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class RoomOptions(_Strict):
+    """Optional body of POST /api/rooms."""
+
+    passcode: Passcode | None = Field(None, description="Viewers must give it to join.")
+
+
+class JoinOptions(_Strict):
+    """Optional body of POST /api/rooms/{id}/viewers."""
+
+    passcode: Passcode | None = None
+
+
+class RoomAccess(_Strict):
+    """Body of PATCH /api/rooms/{id}: lock the room, set or clear the passcode."""
+
+    locked: bool | None = Field(None, description="True: no new viewers may join.")
+    passcode: Passcode | None = Field(
+        None, description="A new passcode; null (given explicitly) clears it."
+    )
+
+
 class RoomCreated(BaseModel):
     roomId: str
     hostToken: str
@@ -197,6 +221,8 @@ class RoomInfo(BaseModel):
     viewerCount: int
     maxViewers: int
     full: bool
+    locked: bool = False
+    passcodeRequired: bool = False
     expiresAt: float
     viewers: list[ViewerInfo] | None = Field(
         None, description="Each viewer's presence; only with the host's token."

@@ -79,14 +79,25 @@ class RateLimits:
             Limit.PASSCODE: parse(settings.rate_passcode),
         }
 
+    async def check(self, limit: Limit, *keys: str) -> None:
+        """Raise :class:`RateLimited` if the limit is used up, without counting a call."""
+        await self._count(limit, keys, count=False)
+
     async def hit(self, limit: Limit, *keys: str) -> None:
         """Count one call; raise :class:`RateLimited` if it is over the limit."""
+        await self._count(limit, keys, count=True)
+
+    async def _count(self, limit: Limit, keys: tuple[str, ...], count: bool) -> None:
         item = self._items[limit]
+        limiter = self._limiter
         try:
-            allowed = await self._limiter.hit(item, limit.value, *keys)
+            if count:
+                allowed = await limiter.hit(item, limit.value, *keys)
+            else:
+                allowed = await limiter.test(item, limit.value, *keys)
             if allowed:
                 return
-            stats = await self._limiter.get_window_stats(item, limit.value, *keys)
+            stats = await limiter.get_window_stats(item, limit.value, *keys)
         except (ConnectionError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         except Exception as exc:  # the Redis driver's own connection errors

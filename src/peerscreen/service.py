@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import ids
@@ -62,6 +62,12 @@ class _Tracked:
     state: Presence
 
 
+def room_locked() -> PeerscreenError:
+    return PeerscreenError(
+        ErrorCode.ROOM_LOCKED, "The host has locked this room: no new viewers for now."
+    )
+
+
 def parse_room_id(text: str) -> str:
     """The canonical room id, or a 400 that shows what a room code looks like."""
     room_id = ids.normalize_room_id(text)
@@ -98,8 +104,8 @@ class Signaling:
 
     # --- rooms -------------------------------------------------------------------------
 
-    async def create_room(self) -> tuple[RoomRecord, str]:
-        """A new room and its host token."""
+    async def create_room(self, passcode: str | None = None) -> tuple[RoomRecord, str]:
+        """A new room and its host token; viewers need ``passcode`` if one is given."""
         token = f"{HOST_ID}.{ids.new_token()}"
         for _ in range(5):
             room = RoomRecord(
@@ -112,6 +118,10 @@ class Signaling:
                 break
         else:  # 64 random bits colliding five times means the generator is broken
             raise RuntimeError("could not allocate a free room id")
+        if passcode:
+            digest = ids.hash_passcode(passcode, room.room_id)
+            await self.store.set_access(room.room_id, False, digest)
+            room = replace(room, passcode_hash=digest)
         host = Participant(room.room_id, HOST_ID, Role.HOST)
         await self.seen(host, force=True)
         logger.info("room %s: created", room.room_id)
@@ -125,9 +135,18 @@ class Signaling:
             raise room_ended()
         return room
 
-    async def join(self, room_id: str) -> tuple[ViewerRecord, str]:
-        """Add a viewer to the room; its record and token. The host is told."""
+    async def join(
+        self, room_id: str, passcode: str | None = None, client: str = "unknown"
+    ) -> tuple[ViewerRecord, str]:
+        """Add a viewer to the room; its record and token. The host is told.
+
+        ``client`` is the caller's address: wrong passcodes are counted against it.
+        """
         room = await self.load_room(room_id)
+        if room.locked:
+            raise room_locked()
+        if room.passcode_hash is not None:
+            await self._check_passcode(room, passcode, client)
         viewer_id = ids.new_viewer_id()
         token = f"{viewer_id}.{ids.new_token()}"
         viewer = ViewerRecord(viewer_id, ids.hash_token(token), time.time())
@@ -140,11 +159,51 @@ class Signaling:
             raise room_ended()
         if result is AddViewerResult.FULL:
             raise room_full(room.max_viewers)
+        if result is AddViewerResult.LOCKED:
+            raise room_locked()
         participant = Participant(room_id, viewer_id, Role.VIEWER)
         await self.seen(participant, force=True)
         await self._notify(room_id, HOST_ID, {"type": Event.VIEWER_JOINED, "viewerId": viewer_id})
         logger.info("room %s: viewer %s joined", room_id, viewer_id)
         return viewer, token
+
+    async def _check_passcode(self, room: RoomRecord, passcode: str | None, client: str) -> None:
+        if not passcode:
+            raise PeerscreenError(
+                ErrorCode.PASSCODE_REQUIRED, "This room needs a passcode. Ask the host for it."
+            )
+        limits = self.rate_limits
+        if limits is not None:  # once over the limit, even the right passcode waits
+            await limits.check(Limit.PASSCODE, room.room_id, client)
+        assert room.passcode_hash is not None
+        if not ids.passcode_matches(passcode, room.room_id, room.passcode_hash):
+            if limits is not None:
+                await limits.hit(Limit.PASSCODE, room.room_id, client)
+            raise PeerscreenError(
+                ErrorCode.PASSCODE_WRONG, "Wrong passcode. Check it with the host."
+            )
+
+    async def set_access(
+        self, host: Participant, locked: bool | None, passcode: str | None, clear_passcode: bool
+    ) -> RoomRecord:
+        """The host locks or unlocks the room, and sets or clears its passcode."""
+        if not host.is_host:
+            raise forbidden("Only the host can lock the room or change its passcode.")
+        room = await self.load_room(host.room_id)
+        digest = room.passcode_hash
+        if clear_passcode:
+            digest = None
+        elif passcode is not None:
+            digest = ids.hash_passcode(passcode, room.room_id)
+        new_locked = room.locked if locked is None else locked
+        await self.store.set_access(room.room_id, new_locked, digest)
+        logger.info(
+            "room %s: %s, %s",
+            room.room_id,
+            "locked" if new_locked else "open",
+            "passcode set" if digest else "no passcode",
+        )
+        return await self.load_room(room.room_id)
 
     async def authenticate(
         self, room_id: str, token: str | None, *, allow_ended: bool = False
@@ -220,6 +279,8 @@ class Signaling:
             "viewerCount": len(viewers),
             "maxViewers": room.max_viewers,
             "full": len(viewers) >= room.max_viewers,
+            "locked": room.locked,
+            "passcodeRequired": room.passcode_hash is not None,
             "expiresAt": now + self.settings.room_ttl,
             "viewers": None,
         }

@@ -154,6 +154,7 @@ async def test_openapi_describes_every_endpoint_and_its_errors(http: httpx.Async
         ("/api/rooms", "post"),
         ("/api/rooms/{room_id}", "get"),
         ("/api/rooms/{room_id}", "delete"),
+        ("/api/rooms/{room_id}", "patch"),
         ("/api/rooms/{room_id}/viewers", "post"),
         ("/api/rooms/{room_id}/viewers/{viewer_id}", "delete"),
         ("/api/rooms/{room_id}/messages", "get"),

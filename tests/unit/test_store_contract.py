@@ -250,3 +250,16 @@ async def test_chat_history_keeps_the_last_messages(store: Store) -> None:
         await store.add_chat(record.room_id, {"type": "chat", "text": f"m{n}"}, 3, TTL)
     assert [m["text"] for m in await store.chat_history(record.room_id)] == ["m2", "m3", "m4"]
     assert await store.chat_history("nope-nopee-nope") == []
+
+
+async def test_locked_rooms_refuse_viewers_and_keep_their_passcode(store: Store) -> None:
+    record = room()
+    await store.create_room(record, TTL)
+    await store.set_access(record.room_id, True, "digest-of-passcode")
+    locked = await store.get_room(record.room_id)
+    assert locked is not None and locked.locked and locked.passcode_hash == "digest-of-passcode"
+    assert await store.add_viewer(record.room_id, viewer(1), 5, TTL) is AddViewerResult.LOCKED
+    await store.set_access(record.room_id, False, None)
+    opened = await store.get_room(record.room_id)
+    assert opened is not None and not opened.locked and opened.passcode_hash is None
+    assert await store.add_viewer(record.room_id, viewer(1), 5, TTL) is AddViewerResult.ADDED

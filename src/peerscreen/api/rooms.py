@@ -16,9 +16,12 @@ from ..protocol import (
     ChatHistory,
     ChatPost,
     ErrorResponse,
+    JoinOptions,
     Messages,
+    RoomAccess,
     RoomCreated,
     RoomInfo,
+    RoomOptions,
     SignalPost,
     ViewerJoined,
     signal_payload,
@@ -43,7 +46,9 @@ WaitQuery = Annotated[
     responses=error_responses(401, 429),
     summary="Create a room; returns its id and the host token",
 )
-async def create_room(request: Request, service: SignalingDep, token: TokenDep) -> RoomCreated:
+async def create_room(
+    request: Request, service: SignalingDep, token: TokenDep, body: RoomOptions | None = None
+) -> RoomCreated:
     await request.app.state.rate_limits.hit(
         Limit.ROOMS, client_ip_of(request.scope, request.app.state.trusted_proxies)
     )
@@ -52,7 +57,7 @@ async def create_room(request: Request, service: SignalingDep, token: TokenDep) 
         expected = secret.get_secret_value().encode()
         if token is None or not hmac.compare_digest(token.encode(), expected):
             raise unauthorized("Creating a room needs the server's AUTH_SECRET as bearer token.")
-    room, host_token = await service.create_room()
+    room, host_token = await service.create_room(body.passcode if body else None)
     return RoomCreated(
         roomId=room.room_id,
         hostToken=host_token,
@@ -114,15 +119,35 @@ async def end_room(room_id: str, service: SignalingDep, token: TokenDep) -> Acce
     return Accepted()
 
 
+@router.patch(
+    "/rooms/{room_id}",
+    response_model=RoomInfo,
+    responses=error_responses(401, 403, 404, 410),
+    summary="Host: lock the room to new viewers, or set or clear its passcode",
+)
+async def set_access(
+    room_id: str, body: RoomAccess, service: SignalingDep, token: TokenDep
+) -> dict[str, Any]:
+    host = await service.authenticate(parse_room_id(room_id), token)
+    clear = "passcode" in body.model_fields_set and body.passcode is None
+    await service.set_access(host, body.locked, body.passcode, clear)
+    return await service.room_info(host.room_id, token)
+
+
 @router.post(
     "/rooms/{room_id}/viewers",
     status_code=201,
     response_model=ViewerJoined,
-    responses=error_responses(404, 409, 410),
-    summary="Join a room as a viewer; returns the viewer id and token",
+    responses=error_responses(401, 403, 404, 409, 410, 429),
+    summary="Join a room as a viewer (with its passcode if it has one); returns a token",
 )
-async def join_room(room_id: str, service: SignalingDep) -> ViewerJoined:
-    viewer, token = await service.join(parse_room_id(room_id))
+async def join_room(
+    room_id: str, request: Request, service: SignalingDep, body: JoinOptions | None = None
+) -> ViewerJoined:
+    client = client_ip_of(request.scope, request.app.state.trusted_proxies)
+    viewer, token = await service.join(
+        parse_room_id(room_id), body.passcode if body else None, client
+    )
     return ViewerJoined(
         roomId=parse_room_id(room_id),
         viewerId=viewer.viewer_id,

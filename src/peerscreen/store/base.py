@@ -32,6 +32,8 @@ class RoomRecord:
     max_viewers: int
     ended: bool = False
     end_reason: str | None = None
+    locked: bool = False
+    passcode_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +56,7 @@ class AddViewerResult(StrEnum):
     NO_ROOM = "no_room"
     ENDED = "ended"
     FULL = "full"
+    LOCKED = "locked"
 
 
 class Listener:
@@ -176,6 +179,10 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:
+        """Lock or unlock the room to new viewers, and set or clear its passcode."""
+
+    @abstractmethod
     async def touch_room(self, room_id: str, ttl: float) -> None:
         """Push every key of the room ``ttl`` seconds into the future (activity)."""
 
@@ -184,7 +191,8 @@ class Store(ABC):
     async def add_viewer(
         self, room_id: str, viewer: ViewerRecord, max_viewers: int, ttl: float
     ) -> AddViewerResult:
-        """Add a viewer atomically, refusing it past ``max_viewers`` or in an ended room."""
+        """Add a viewer atomically, refusing it past ``max_viewers``, in an ended room or in
+        a locked one."""
 
     @abstractmethod
     async def remove_viewer(self, room_id: str, viewer_id: str) -> bool:

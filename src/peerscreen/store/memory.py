@@ -91,6 +91,11 @@ class MemoryStore(Store):
         room.expires_at = min(room.expires_at, time.monotonic() + retention)
         return True
 
+    async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:
+        room = self._room(room_id)
+        if room is not None:
+            room.record = replace(room.record, locked=locked, passcode_hash=passcode_hash)
+
     async def touch_room(self, room_id: str, ttl: float) -> None:
         room = self._room(room_id)
         if room is not None and not room.record.ended:
@@ -104,6 +109,8 @@ class MemoryStore(Store):
             return AddViewerResult.NO_ROOM
         if room.record.ended:
             return AddViewerResult.ENDED
+        if room.record.locked:
+            return AddViewerResult.LOCKED
         if len(room.viewers) >= max_viewers:
             return AddViewerResult.FULL
         room.viewers[viewer.viewer_id] = viewer

@@ -3,7 +3,8 @@
 Keys follow the original design's ``room:{id}:...`` style and every one carries a TTL:
 
 =============================  =========================================================
-``room:{id}``                  hash: ``record`` (JSON of the room), ``ended`` (reason)
+``room:{id}``                  hash: ``record`` (JSON of the room), ``ended`` (reason),
+                               ``locked``, ``passcode`` (its digest)
 ``room:{id}:viewers``          hash: viewer id -> JSON of the viewer
 ``room:{id}:inbox:{pid}``      list: the participant's waiting messages, oldest first
 ``room:{id}:seq:{pid}``        counter: number of the participant's newest message
@@ -117,6 +118,7 @@ _ADD_VIEWER = """
 local room, viewers = KEYS[1], KEYS[2]
 if redis.call('EXISTS', room) == 0 then return 'no_room' end
 if redis.call('HEXISTS', room, 'ended') == 1 then return 'ended' end
+if redis.call('HEXISTS', room, 'locked') == 1 then return 'locked' end
 if redis.call('HLEN', viewers) >= tonumber(ARGV[3]) then return 'full' end
 redis.call('HSET', viewers, ARGV[1], ARGV[2])
 redis.call('PEXPIRE', viewers, ARGV[4])
@@ -297,7 +299,23 @@ class RedisStore(Store):
         if "ended" in data:
             fields["ended"] = True
             fields["end_reason"] = data["ended"]
+        fields["locked"] = "locked" in data
+        fields["passcode_hash"] = data.get("passcode")
         return RoomRecord(**fields)
+
+    @_guarded
+    async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:
+        key = f"room:{room_id}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if locked:
+                pipe.hset(key, "locked", "1")
+            else:
+                pipe.hdel(key, "locked")
+            if passcode_hash:
+                pipe.hset(key, "passcode", passcode_hash)
+            else:
+                pipe.hdel(key, "passcode")
+            await pipe.execute()
 
     @_guarded
     async def end_room(self, room_id: str, reason: str, retention: float) -> bool:
