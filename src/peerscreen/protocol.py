@@ -180,6 +180,9 @@ class JoinOptions(_Strict):
     """Optional body of POST /api/rooms/{id}/viewers."""
 
     passcode: Passcode | None = None
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = Field(
+        None, description="Display name, shown to the host."
+    )
 
 
 class RoomAccess(_Strict):

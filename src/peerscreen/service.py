@@ -136,7 +136,11 @@ class Signaling:
         return room
 
     async def join(
-        self, room_id: str, passcode: str | None = None, client: str = "unknown"
+        self,
+        room_id: str,
+        passcode: str | None = None,
+        client: str = "unknown",
+        name: str | None = None,
     ) -> tuple[ViewerRecord, str]:
         """Add a viewer to the room; its record and token. The host is told.
 
@@ -163,7 +167,10 @@ class Signaling:
             raise room_locked()
         participant = Participant(room_id, viewer_id, Role.VIEWER)
         await self.seen(participant, force=True)
-        await self._notify(room_id, HOST_ID, {"type": Event.VIEWER_JOINED, "viewerId": viewer_id})
+        joined: Message = {"type": Event.VIEWER_JOINED, "viewerId": viewer_id}
+        if name:
+            joined["name"] = display_name(name, participant)
+        await self._notify(room_id, HOST_ID, joined)
         logger.info("room %s: viewer %s joined", room_id, viewer_id)
         return viewer, token
 

@@ -146,7 +146,10 @@ async def join_room(
 ) -> ViewerJoined:
     client = client_ip_of(request.scope, request.app.state.trusted_proxies)
     viewer, token = await service.join(
-        parse_room_id(room_id), body.passcode if body else None, client
+        parse_room_id(room_id),
+        body.passcode if body else None,
+        client,
+        body.name if body else None,
     )
     return ViewerJoined(
         roomId=parse_room_id(room_id),

@@ -5,7 +5,7 @@ import { PeerLink } from "./peer.js";
 import { SignalingClient, api } from "./signaling.js";
 
 /**
- * @typedef {{id: string, state: RTCPeerConnectionState | "joining", link: PeerLink}} ViewerEntry
+ * @typedef {{id: string, name: string, state: RTCPeerConnectionState | "joining", link: PeerLink}} ViewerEntry
  * @typedef {{roomId: string, hostToken: string, url: string, expiresAt: number}} RoomInfo
  * @typedef {"detail" | "motion"} Quality
  */
@@ -97,10 +97,19 @@ export class HostSession extends EventTarget {
   /**
    * Create the room (or take back a saved one after a reload) and start answering viewers.
    * @param {(RoomInfo & {lastSeq: number}) | null} [resume]
+   * @param {{authSecret?: string, passcode?: string}} [options]
    * @returns {Promise<RoomInfo>}
    */
-  async start(resume = null) {
-    const room = resume ?? /** @type {RoomInfo} */ (await api("/api/rooms", { method: "POST" }));
+  async start(resume = null, options = {}) {
+    const room =
+      resume ??
+      /** @type {RoomInfo} */ (
+        await api("/api/rooms", {
+          method: "POST",
+          token: options.authSecret,
+          body: options.passcode ? { passcode: options.passcode } : undefined,
+        })
+      );
     this.room = room;
     const client = new SignalingClient({
       roomId: room.roomId,
@@ -142,8 +151,16 @@ export class HostSession extends EventTarget {
   onMessage(message) {
     switch (message.type) {
       case "viewer-joined":
-        if (message.viewerId) this.addViewer(message.viewerId);
+        if (message.viewerId) this.addViewer(message.viewerId, message.name);
         break;
+      case "chat": {
+        const entry = message.from ? this.viewers.get(message.from) : undefined;
+        if (entry && message.name && entry.name !== message.name) {
+          entry.name = message.name; // names are editable: the latest one counts
+          this.emitViewers();
+        }
+        break;
+      }
       case "viewer-left":
         if (message.viewerId) this.removeViewer(message.viewerId);
         break;
@@ -159,8 +176,8 @@ export class HostSession extends EventTarget {
     }
   }
 
-  /** @param {string} viewerId */
-  addViewer(viewerId) {
+  /** @param {string} viewerId @param {string} [name] */
+  addViewer(viewerId, name) {
     if (this.viewers.has(viewerId) || !this.client) return;
     const client = this.client;
     const link = new PeerLink({
@@ -169,7 +186,7 @@ export class HostSession extends EventTarget {
       send: (type, fields) => client.send(type, { ...fields, to: viewerId }),
     });
     /** @type {ViewerEntry} */
-    const entry = { id: viewerId, state: "joining", link };
+    const entry = { id: viewerId, name: name || `Viewer ${viewerId.slice(1, 5)}`, state: "joining", link };
     this.viewers.set(viewerId, entry);
     link.addEventListener("state", (event) => {
       entry.state = /** @type {CustomEvent} */ (event).detail;
@@ -215,6 +232,30 @@ export class HostSession extends EventTarget {
     }
     this.applyContentHint();
     for (const track of old.getTracks()) track.stop();
+  }
+
+  /**
+   * Lock the room to new viewers or open it, and set or clear the passcode.
+   * @param {{locked?: boolean, passcode?: string | null}} access
+   * @returns {Promise<{locked: boolean, passcodeRequired: boolean}>}
+   */
+  async setAccess(access) {
+    if (!this.room) throw new Error("no room");
+    return api(`/api/rooms/${this.room.roomId}`, {
+      method: "PATCH",
+      token: this.room.hostToken,
+      body: access,
+    });
+  }
+
+  /** Remove a viewer: its token stops working and its connection closes. @param {string} viewerId */
+  async removeViewerFromRoom(viewerId) {
+    if (!this.room) return;
+    await api(`/api/rooms/${this.room.roomId}/viewers/${viewerId}`, {
+      method: "DELETE",
+      token: this.room.hostToken,
+    });
+    this.removeViewer(viewerId);
   }
 
   /** End the room for everyone. */

@@ -1,8 +1,9 @@
 // The page: landing, host and viewer screens. All DOM code lives here; the protocol and
 // WebRTC logic is in signaling.js, peer.js, host.js and viewer.js.
 
+import { attachChat } from "./chat.js";
 import { HostSession, forgetSavedRoom, savedRoom } from "./host.js";
-import { api } from "./signaling.js";
+import { SignalingError, api } from "./signaling.js";
 import { ViewerSession } from "./viewer.js";
 
 /**
@@ -113,7 +114,7 @@ async function startSharing(config, resume = null) {
   });
   let room;
   try {
-    room = await session.start(resume);
+    room = await createOrResume(session, resume);
   } catch (error) {
     for (const track of stream.getTracks()) track.stop();
     if (resume) {
@@ -125,6 +126,7 @@ async function startSharing(config, resume = null) {
     return;
   }
   show("host");
+  setUpHostControls(session);
   $("room-code").textContent = room.roomId;
   const link = /** @type {HTMLInputElement} */ ($("room-link"));
   link.value = room.url;
@@ -158,7 +160,91 @@ async function startSharing(config, resume = null) {
   // start page); otherwise the server ends it when the grace period runs out.
 }
 
-/** @param {{id: string, state: string}[]} viewers */
+const AUTH_KEY = "peerscreen.authSecret";
+
+/**
+ * Start the session; when the server asks for its AUTH_SECRET, ask the user once per tab.
+ * @param {HostSession} session
+ * @param {import("./host.js").RoomInfo & {lastSeq: number} | null} resume
+ */
+async function createOrResume(session, resume) {
+  for (;;) {
+    try {
+      return await session.start(resume, { authSecret: sessionStorage.getItem(AUTH_KEY) ?? undefined });
+    } catch (error) {
+      if (!(error instanceof SignalingError && error.code === "unauthorized") || resume) throw error;
+      sessionStorage.removeItem(AUTH_KEY);
+      const secret = await askForSecret();
+      sessionStorage.setItem(AUTH_KEY, secret);
+    }
+  }
+}
+
+/** @returns {Promise<string>} */
+function askForSecret() {
+  const form = /** @type {HTMLFormElement} */ ($("auth-card"));
+  const input = /** @type {HTMLInputElement} */ ($("auth-secret"));
+  form.hidden = false;
+  setStatus("failed", "This server needs its access secret to start sharing.");
+  input.focus();
+  return new Promise((resolve) => {
+    form.addEventListener(
+      "submit",
+      (event) => {
+        event.preventDefault();
+        form.hidden = true;
+        setStatus("connecting", "Creating the room...");
+        resolve(input.value);
+      },
+      { once: true },
+    );
+  });
+}
+
+/**
+ * The host's controls: passcode, lock, chat, removing viewers.
+ * @param {HostSession} session
+ */
+function setUpHostControls(session) {
+  const report = (/** @type {string} */ message) => setStatus("failed", message);
+  if (session.client) attachChat(session.client, "host", report);
+  const passcode = /** @type {HTMLInputElement} */ ($("host-passcode"));
+  $("host-passcode-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!passcode.value) return;
+    try {
+      await session.setAccess({ passcode: passcode.value });
+      setStatus("connected", "Passcode set: new viewers must enter it.");
+    } catch (error) {
+      report(error instanceof Error ? error.message : String(error));
+    }
+  });
+  $("clear-passcode").addEventListener("click", async () => {
+    await session.setAccess({ passcode: null }).catch(() => undefined);
+    passcode.value = "";
+    setStatus("connected", "Passcode removed: anyone with the link can join.");
+  });
+  const lock = $("lock-room");
+  lock.addEventListener("click", async () => {
+    const locked = lock.getAttribute("aria-pressed") !== "true";
+    try {
+      const info = await session.setAccess({ locked });
+      lock.setAttribute("aria-pressed", String(info.locked));
+      lock.textContent = info.locked ? "Unlock room" : "Lock room";
+      setStatus("connected", info.locked ? "Room locked: no new viewers." : "Room open to new viewers.");
+    } catch (error) {
+      report(error instanceof Error ? error.message : String(error));
+    }
+  });
+  $("viewer-list").addEventListener("click", (event) => {
+    const button = /** @type {HTMLElement} */ (event.target).closest("button[data-remove]");
+    if (button instanceof HTMLElement && button.dataset.remove) {
+      void session.removeViewerFromRoom(button.dataset.remove).catch((error) => report(String(error)));
+    }
+  });
+}
+
+/** @param {{id: string, name: string, state: string}[]} viewers */
 function renderViewers(viewers) {
   $("viewer-count").textContent = String(viewers.length);
   const list = $("viewer-list");
@@ -168,11 +254,18 @@ function renderViewers(viewers) {
       item.dataset.viewerId = viewer.id;
       item.dataset.state = viewer.state;
       const name = document.createElement("span");
-      name.textContent = viewer.id;
+      name.className = "name";
+      name.textContent = viewer.name;
+      name.title = viewer.id;
       const state = document.createElement("span");
       state.className = "state";
       state.textContent = viewer.state;
-      item.append(name, state);
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.dataset.remove = viewer.id;
+      remove.textContent = "Remove";
+      remove.setAttribute("aria-label", `Remove ${viewer.name} (${viewer.id})`);
+      item.append(name, state, remove);
       return item;
     }),
   );
@@ -220,6 +313,28 @@ function watch(roomId) {
   $("fullscreen").addEventListener("click", () => void video.requestFullscreen?.());
   $("pip").addEventListener("click", () => void video.requestPictureInPicture?.().catch(() => undefined));
   $("leave").addEventListener("click", () => void session.leave());
+  session.addEventListener("joined", (event) => {
+    attachChat(/** @type {CustomEvent} */ (event).detail, session.viewerId, (message) =>
+      setStatus("failed", message),
+    );
+  });
+  session.addEventListener("passcode", (event) => {
+    const form = /** @type {HTMLFormElement} */ ($("passcode-card"));
+    form.hidden = false;
+    $("viewer-stage").hidden = true;
+    $("viewer-controls").hidden = true;
+    const message = /** @type {CustomEvent} */ (event).detail;
+    $("passcode-prompt").textContent = message;
+    setStatus("checking", message);
+    /** @type {HTMLInputElement} */ ($("viewer-passcode")).focus();
+  });
+  $("passcode-card").addEventListener("submit", (event) => {
+    event.preventDefault();
+    $("passcode-card").hidden = true;
+    $("viewer-stage").hidden = false;
+    $("viewer-controls").hidden = false;
+    void session.start(/** @type {HTMLInputElement} */ ($("viewer-passcode")).value);
+  });
   addEventListener("pagehide", () => void session.leave());
   void session.start();
 }
@@ -231,6 +346,9 @@ function nextStepFor(message) {
   if (message.startsWith("No offer")) return "The host's page may be closed or stuck. Ask the host to check it, then try again.";
   if (message.startsWith("Host ended")) return "Ask the host for a new link if they share again.";
   if (message.startsWith("You left")) return "Use Try again to rejoin.";
+  if (message.startsWith("The host removed")) return "Ask the host if you should be here.";
+  if (message.startsWith("The host has locked")) return "Ask the host to unlock the room, then try again.";
+  if (message.startsWith("Too many")) return "Wait for the time it says, then try again.";
   return "Check your network connection, then try again.";
 }
 

@@ -240,6 +240,43 @@ export class SignalingClient extends EventTarget {
   // --- sending -----------------------------------------------------------------------
 
   /**
+   * Send a chat message to everyone in the room (this participant too).
+   * @param {string} text @param {string} name
+   * @returns {Promise<void>}
+   */
+  sendChat(text, name) {
+    if (this.transport === "long-poll" || this.socket?.readyState !== WebSocket.OPEN) {
+      return api(`/api/rooms/${this.roomId}/chat`, {
+        method: "POST",
+        token: this.token,
+        body: { text, name },
+      }).then(() => undefined);
+    }
+    return this.request({ type: "chat", text, name });
+  }
+
+  /** @returns {Promise<any[]>} the room's kept chat messages, oldest first */
+  async chatHistory() {
+    const data = await api(`/api/rooms/${this.roomId}/chat`, { token: this.token });
+    return data.messages;
+  }
+
+  /**
+   * Send over the socket and wait for the server's "accepted" (or its error).
+   * @param {Record<string, unknown>} message
+   * @returns {Promise<void>}
+   */
+  request(message) {
+    const id = `m${this.nextId++}`;
+    const socket = this.socket;
+    if (!socket) return Promise.reject(new SignalingError("disconnected", "Not connected."));
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      socket.send(JSON.stringify({ ...message, id }));
+    });
+  }
+
+  /**
    * Send an offer, answer or candidate; resolves once the server has stored it.
    * @param {"offer" | "answer" | "candidate"} type
    * @param {Record<string, unknown>} fields  to, desc or candidate
@@ -253,12 +290,7 @@ export class SignalingClient extends EventTarget {
         body: { type, ...fields },
       }).then(() => undefined);
     }
-    const id = `m${this.nextId++}`;
-    const socket = this.socket;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      socket.send(JSON.stringify({ type, id, ...fields }));
-    });
+    return this.request({ type, ...fields });
   }
 
   /** Leave the room (a viewer) or end it (the host), then close. */

@@ -42,7 +42,8 @@ export class ViewerSession extends EventTarget {
     this.dispatchEvent(new CustomEvent("status", { detail: this.status }));
   }
 
-  async start() {
+  /** @param {string} [passcode] */
+  async start(passcode) {
     this.setStatus("checking", "Checking the room...");
     let joined;
     /** @type {ViewerSettings} */
@@ -50,12 +51,22 @@ export class ViewerSession extends EventTarget {
     try {
       // Joining checks the room too: an unknown, full or ended room fails right here.
       [joined, settings] = await Promise.all([
-        api(`/api/rooms/${encodeURIComponent(this.roomId)}/viewers`, { method: "POST" }),
+        api(`/api/rooms/${encodeURIComponent(this.roomId)}/viewers`, {
+          method: "POST",
+          body: { passcode: passcode || undefined, name: localStorage.getItem("peerscreen.name") || undefined },
+        }),
         this.settings,
       ]);
     } catch (error) {
       if (error instanceof SignalingError && error.code === "room_ended") {
         this.setStatus("ended", "Host ended sharing.");
+      } else if (
+        error instanceof SignalingError &&
+        (error.code === "passcode_required" || error.code === "passcode_wrong")
+      ) {
+        // Not final: the page asks for the passcode and calls start() again.
+        this.status = { state: "checking", message: error.message };
+        this.dispatchEvent(new CustomEvent("passcode", { detail: error.message }));
       } else {
         this.setStatus("failed", describeJoinError(error));
       }
@@ -71,6 +82,7 @@ export class ViewerSession extends EventTarget {
       forceLongPoll: this.forceLongPoll,
     });
     this.client = client;
+    this.dispatchEvent(new CustomEvent("joined", { detail: client }));
     this.rtc = settings.rtc;
     this.link = this.newLink();
     client.addEventListener("message", (event) => {
@@ -88,7 +100,7 @@ export class ViewerSession extends EventTarget {
     client.addEventListener("closed", (event) => {
       const info = /** @type {CustomEvent} */ (event).detail;
       if (info.code === 4410) this.setStatus("ended", "Host ended sharing.");
-      else if (info.code === 4403) this.setStatus("ended", "You left the room.");
+      else if (info.code === 4403) this.setStatus("ended", "The host removed you from the room.");
       else if (info.code !== 1000) this.setStatus("failed", info.reason || "Lost the connection to the server.");
       this.close();
     });
