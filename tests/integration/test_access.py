@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 import httpx
@@ -43,7 +44,7 @@ async def test_without_auth_secret_anyone_creates_rooms(memory_server: ServerPro
 async def test_passcode_right_wrong_and_rate_limited(
     start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server(rate_passcode="3/minute")
+    server = start_server(rate_passcode="3/2seconds")
     async with httpx.AsyncClient(base_url=server.base_url) as http:
         room = (await http.post("/api/rooms", json={"passcode": "tulip 42"})).json()
         path = f"/api/rooms/{room['roomId']}/viewers"
@@ -58,6 +59,11 @@ async def test_passcode_right_wrong_and_rate_limited(
         # Out of attempts: even the right passcode waits, and says so.
         limited = await http.post(path, json={"passcode": "tulip 42"})
         assert limited.status_code == 429 and limited.headers["Retry-After"]
+        assert limited.json()["error"]["message"].startswith("Too many wrong passcodes")
+        deadline = time.monotonic() + 10
+        while (await http.post(path, json={"passcode": "tulip 42"})).status_code == 429:
+            assert time.monotonic() < deadline, "the passcode limit did not reset"
+            await asyncio.sleep(0.1)
 
 
 async def test_host_sets_and_clears_a_passcode_and_locks_the_room(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+import websockets
 
 from ..support.processes import RedisServer, ServerProcess
 
@@ -54,12 +55,16 @@ async def test_api_limit_covers_every_call_and_sockets(
         assert statuses == [404] * 5 + [429]
         # The page itself is not an API call.
         assert (await http.get("/")).status_code == 200
-    import websockets
-
     async with websockets.connect(server.ws_url + "/api/rooms/zzzz-zzzzz-zzzz/ws") as ws:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+    # The limit resets: calls go through again.
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        deadline = time.monotonic() + 10
+        while (await http.get("/api/config")).status_code == 429:
+            assert time.monotonic() < deadline, "the API limit did not reset"
+            await asyncio.sleep(0.1)
 
 
 async def test_limits_are_shared_by_processes_on_one_redis(
