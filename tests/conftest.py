@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .support.processes import RedisServer, ServerProcess
+from .support.processes import RedisServer, ServerProcess, TurnServer
 
 ARTIFACTS = Path(os.environ.get("PEERSCREEN_TEST_ARTIFACTS", "test-artifacts"))
 
@@ -81,3 +81,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop running in this
     thread for as long as the browser lives, and asyncio tests cannot start beside it."""
     items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/"))
+
+
+@pytest.fixture(scope="session")
+def turn_server(artifacts: Path) -> Iterator[TurnServer]:
+    server = TurnServer(artifacts / "logs").start()
+    yield server
+    server.stop()

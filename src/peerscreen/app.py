@@ -22,6 +22,7 @@ from .api import classic, rooms, socket
 from .api.deps import error_responses
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError, StoreUnavailable
+from .ice import relay_configured
 from .protocol import MAX_BODY_BYTES
 from .ratelimit import Limit, RateLimited, RateLimits, client_ip_of, parse_networks
 from .service import Signaling
@@ -264,7 +265,14 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         responses=error_responses(),
     )
     async def client_config(request: Request) -> dict[str, Any]:
-        return {"offerTimeout": settings.offer_timeout, "iceServers": []}
+        # Credentials come per participant from /api/rooms/{id}/ice-servers; this says
+        # only what the page may tell its user before joining.
+        return {
+            "offerTimeout": settings.offer_timeout,
+            "iceServers": [],
+            "relayAvailable": relay_configured(settings),
+            "relayOnly": settings.relay_only,
+        }
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

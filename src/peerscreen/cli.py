@@ -37,13 +37,23 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         if isinstance(default, SecretStr):
             default = "***"
         shown = "unset" if default is None else default
+        help_text = f"{field.description} [env: {_env_names(name)}; default: {shown}]"
+        if annotation is bool:
+            parser.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+            continue
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,
             type=kind,
             default=None,
             metavar=name.upper() if kind is str else kind.__name__.upper(),
-            help=f"{field.description} [env: {_env_names(name)}; default: {shown}]",
+            help=help_text,
         )
 
 

@@ -50,6 +50,25 @@ class Settings(BaseSettings):
     offer_timeout: float = Field(
         60.0, gt=0, description="A viewer waits this long for the host's offer, then gives up."
     )
+    stun_urls: str = Field(
+        "", description="STUN servers for the page, comma-separated (stun:host:3478)."
+    )
+    turn_urls: str = Field(
+        "",
+        description="TURN servers, comma-separated (turn:host:3478?transport=udp, "
+        "turns:host:5349); unset: no relay.",
+    )
+    turn_secret: SecretStr | None = Field(
+        None,
+        description="coturn's static-auth-secret: participants get short-lived credentials "
+        "(TURN REST API); the secret itself never leaves the server.",
+    )
+    turn_username: str | None = Field(None, description="Static TURN username (no secret).")
+    turn_password: SecretStr | None = Field(None, description="Static TURN password.")
+    turn_ttl: int = Field(3600, ge=60, le=86400, description="Lifetime of TURN credentials.")
+    relay_only: bool = Field(
+        False, description="Force every connection through TURN (iceTransportPolicy relay)."
+    )
     rate_rooms: str = Field("50/hour", description="Rooms one client address may create.")
     rate_api: str = Field("2000/hour", description="API calls one client address may make.")
     rate_chat: str = Field(

@@ -172,6 +172,7 @@ async def test_openapi_describes_every_endpoint_and_its_errors(http: httpx.Async
         ("/api/rooms/{room_id}/qr.svg", "get"),
         ("/api/rooms/{room_id}/chat", "get"),
         ("/api/rooms/{room_id}/chat", "post"),
+        ("/api/rooms/{room_id}/ice-servers", "get"),
     }
     assert operations == expected
     error_ref = "#/components/schemas/ErrorResponse"

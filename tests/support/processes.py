@@ -159,3 +159,64 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class TurnServer:
+    """A private coturn on loopback with a shared secret (TURN REST API credentials)."""
+
+    def __init__(self, log_dir: Path, secret: str = "turn-test-secret") -> None:
+        binary = shutil.which("turnserver")
+        if binary is None:
+            raise RuntimeError("coturn is not installed (scripts/test installs it)")
+        self.binary = binary
+        self.secret = secret
+        self.port = free_port()
+        relay_start = 40000 + (self.port % 200) * 100
+        self.relay_ports = (relay_start, relay_start + 99)
+        self.log_path = log_dir / f"turnserver-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"turn:127.0.0.1:{self.port}?transport=udp"
+
+    def start(self) -> TurnServer:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "-n",
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+                f"--listening-port={self.port}",
+                "--use-auth-secret",
+                f"--static-auth-secret={self.secret}",
+                "--realm=peerscreen.test",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--allow-loopback-peers",
+                "--fingerprint",
+                f"--min-port={self.relay_ports[0]}",
+                f"--max-port={self.relay_ports[1]}",
+                "--log-file=stdout",
+                "--simple-log",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(self._listening, 10, f"turnserver on port {self.port}")
+        return self
+
+    def _listening(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"turnserver exited: {self.log_path.read_text()[-2000:]}")
+        # coturn listens on TCP too: a connect means it is up.
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            return True
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None

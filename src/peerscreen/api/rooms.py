@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..errors import ErrorCode, PeerscreenError, forbidden, unauthorized
+from ..ice import ice_servers
 from ..protocol import (
     Accepted,
     ChatHistory,
@@ -245,6 +246,16 @@ async def post_chat(
 async def get_chat(room_id: str, service: SignalingDep, token: TokenDep) -> ChatHistory:
     participant = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
     return ChatHistory(messages=await service.chat_history(participant))
+
+
+@router.get(
+    "/rooms/{room_id}/ice-servers",
+    responses=error_responses(401, 403, 404),
+    summary="STUN/TURN servers for this participant, with short-lived TURN credentials",
+)
+async def get_ice_servers(room_id: str, service: SignalingDep, token: TokenDep) -> dict[str, Any]:
+    participant = await service.authenticate(parse_room_id(room_id), token)
+    return ice_servers(service.settings, participant.room_id, participant.participant_id)
 
 
 @router.get(

@@ -2,7 +2,7 @@
 // No DOM code here.
 
 import { PeerLink } from "./peer.js";
-import { SignalingClient, api } from "./signaling.js";
+import { SignalingClient, api, fetchRtcConfig } from "./signaling.js";
 
 /**
  * @typedef {{id: string, name: string, state: RTCPeerConnectionState | "joining", link: PeerLink}} ViewerEntry
@@ -41,15 +41,17 @@ const QUALITY = {
 
 export class HostSession extends EventTarget {
   /**
-   * @param {{stream: MediaStream, config?: RTCConfiguration, forceLongPoll?: boolean}} options
+   * @param {{stream: MediaStream, forceLongPoll?: boolean, forceRelay?: boolean}} options
    * Events: "viewers" (detail: ViewerEntry[]), "ended" (detail: {reason: string}),
    * "signaling" (detail: string, the signaling state).
    */
   constructor(options) {
     super();
     this.stream = options.stream;
-    this.config = options.config ?? {};
+    /** @type {RTCConfiguration} */
+    this.config = {};
     this.forceLongPoll = options.forceLongPoll ?? false;
+    this.forceRelay = options.forceRelay ?? false;
     /** @type {Map<string, ViewerEntry>} */
     this.viewers = new Map();
     /** @type {RoomInfo | null} */
@@ -111,6 +113,7 @@ export class HostSession extends EventTarget {
         })
       );
     this.room = room;
+    this.config = await fetchRtcConfig(room.roomId, room.hostToken, this.forceRelay);
     const client = new SignalingClient({
       roomId: room.roomId,
       token: room.hostToken,

@@ -7,7 +7,7 @@ import { SignalingError, api } from "./signaling.js";
 import { ViewerSession } from "./viewer.js";
 
 /**
- * @typedef {{offerTimeout: number, iceServers: RTCIceServer[]}} ClientConfig
+ * @typedef {{offerTimeout: number, iceServers: RTCIceServer[], relayAvailable: boolean, relayOnly: boolean}} ClientConfig
  */
 
 /** @param {string} id @returns {HTMLElement} */
@@ -35,7 +35,7 @@ async function fetchConfig() {
   try {
     return await api("/api/config");
   } catch {
-    return { offerTimeout: 60, iceServers: [] };
+    return { offerTimeout: 60, iceServers: [], relayAvailable: false, relayOnly: false };
   }
 }
 
@@ -44,6 +44,7 @@ const configPromise = fetchConfig();
 
 const params = new URLSearchParams(location.search);
 const forceLongPoll = params.get("transport") === "long-poll";
+const forceRelay = params.get("relay") === "1";
 
 function canShare() {
   return Boolean(navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices);
@@ -101,7 +102,7 @@ async function startSharing(config, resume = null) {
     setStatus("failed", denied ? "Screen sharing was not allowed. Click Start sharing to try again." : `Could not capture the screen: ${String(error)}`);
     return;
   }
-  const session = new HostSession({ stream, config: { iceServers: config.iceServers }, forceLongPoll });
+  const session = new HostSession({ stream, forceLongPoll, forceRelay: forceRelay || config.relayOnly });
   session.addEventListener("viewers", (event) => renderViewers(/** @type {CustomEvent} */ (event).detail));
   session.addEventListener("signaling", (event) => {
     const state = /** @type {CustomEvent} */ (event).detail;
@@ -285,7 +286,7 @@ function watch(roomId) {
     roomId,
     settings: configPromise.then((config) => ({
       offerTimeoutMs: config.offerTimeout * 1000,
-      rtc: { iceServers: config.iceServers },
+      forceRelay: forceRelay || config.relayOnly,
     })),
     forceLongPoll,
   });

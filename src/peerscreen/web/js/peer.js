@@ -11,7 +11,8 @@ export class PeerLink extends EventTarget {
   /**
    * @param {{polite: boolean, config?: RTCConfiguration, send: SendSignal}} options
    * Events: "track" (detail: RTCTrackEvent), "state" (detail: RTCPeerConnectionState),
-   * "error" (detail: Error).
+   * "error" (detail: Error), "no-candidates" (gathering ended with no candidate at all;
+   * detail: the ICE servers' error texts, such as a refused TURN credential).
    */
   constructor(options) {
     super();
@@ -23,10 +24,24 @@ export class PeerLink extends EventTarget {
     /** @type {RTCIceCandidateInit[]} */
     this.pendingCandidates = [];
     this.closed = false;
+    this.localCandidates = 0;
+    /** @type {string[]} */
+    this.iceErrors = [];
 
     this.pc.onnegotiationneeded = () => void this.negotiate();
     this.pc.onicecandidate = ({ candidate }) => {
-      if (candidate) void this.signal("candidate", { candidate: candidate.toJSON() });
+      if (!candidate) return;
+      this.localCandidates += 1;
+      void this.signal("candidate", { candidate: candidate.toJSON() });
+    };
+    this.pc.onicecandidateerror = (event) => {
+      const error = /** @type {RTCPeerConnectionIceErrorEvent} */ (event);
+      this.iceErrors.push(`${error.url ?? "ICE server"}: ${error.errorCode} ${error.errorText}`);
+    };
+    this.pc.onicegatheringstatechange = () => {
+      if (this.pc.iceGatheringState === "complete" && this.localCandidates === 0) {
+        this.dispatchEvent(new CustomEvent("no-candidates", { detail: this.iceErrors }));
+      }
     };
     this.pc.ontrack = (event) => this.dispatchEvent(new CustomEvent("track", { detail: event }));
     this.pc.onconnectionstatechange = () => {

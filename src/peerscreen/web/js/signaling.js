@@ -53,6 +53,21 @@ export async function api(path, options = {}) {
 }
 
 /**
+ * The ICE servers for a participant, with its own short-lived TURN credentials.
+ * @param {string} roomId @param {string} token
+ * @param {boolean} forceRelay  connect only through TURN (the ?relay=1 setting)
+ * @returns {Promise<RTCConfiguration & {relayAvailable: boolean}>}
+ */
+export async function fetchRtcConfig(roomId, token, forceRelay) {
+  const data = await api(`/api/rooms/${roomId}/ice-servers`, { token });
+  return {
+    iceServers: data.iceServers,
+    iceTransportPolicy: forceRelay ? "relay" : data.iceTransportPolicy,
+    relayAvailable: data.relayAvailable,
+  };
+}
+
+/**
  * One participant's connection to its room.
  * Events: "message" (detail: ServerMessage), "state" (detail: SignalingState),
  * "closed" (detail: CloseInfo), "transport" (detail: "websocket" | "long-poll").

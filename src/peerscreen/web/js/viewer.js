@@ -2,12 +2,12 @@
 // No DOM code here.
 
 import { PeerLink } from "./peer.js";
-import { SignalingClient, SignalingError, api } from "./signaling.js";
+import { SignalingClient, SignalingError, api, fetchRtcConfig } from "./signaling.js";
 
 /**
  * @typedef {"checking" | "connecting" | "connected" | "reconnecting" | "failed" | "ended"} ViewerState
  * @typedef {{state: ViewerState, message: string}} ViewerStatus
- * @typedef {{offerTimeoutMs: number, rtc: RTCConfiguration}} ViewerSettings
+ * @typedef {{offerTimeoutMs: number, forceRelay: boolean}} ViewerSettings
  */
 
 export class ViewerSession extends EventTarget {
@@ -31,8 +31,9 @@ export class ViewerSession extends EventTarget {
     this.offerTimer = null;
     this.viewerId = "";
     this.closed = false;
-    /** @type {RTCConfiguration} */
+    /** @type {RTCConfiguration & {relayAvailable?: boolean}} */
     this.rtc = {};
+    this.everConnected = false;
   }
 
   /** @param {ViewerState} state @param {string} message */
@@ -83,7 +84,12 @@ export class ViewerSession extends EventTarget {
     });
     this.client = client;
     this.dispatchEvent(new CustomEvent("joined", { detail: client }));
-    this.rtc = settings.rtc;
+    try {
+      this.rtc = await fetchRtcConfig(joined.roomId, joined.viewerToken, settings.forceRelay);
+    } catch (error) {
+      this.setStatus("failed", describeJoinError(error));
+      return;
+    }
     this.link = this.newLink();
     client.addEventListener("message", (event) => {
       const message = /** @type {CustomEvent} */ (event).detail;
@@ -130,13 +136,30 @@ export class ViewerSession extends EventTarget {
       const stream = trackEvent.streams[0] ?? new MediaStream([trackEvent.track]);
       this.dispatchEvent(new CustomEvent("stream", { detail: stream }));
     });
+    link.addEventListener("no-candidates", (event) => {
+      if (link !== this.link) return;
+      const errors = /** @type {CustomEvent} */ (event).detail;
+      const relayOnly = this.rtc.iceTransportPolicy === "relay";
+      const detail = errors.length ? ` (${errors[0]})` : "";
+      this.setStatus(
+        "failed",
+        relayOnly
+          ? `Could not reach the host through the relay (TURN) server: it gave no relay address${detail}. Ask the server's admin to check the TURN setup.`
+          : `This browser found no network path at all${detail}. Check your network connection.`,
+      );
+    });
     link.addEventListener("state", (event) => {
       if (link !== this.link) return; // a replaced connection's last words
       const state = /** @type {CustomEvent} */ (event).detail;
-      if (state === "connected") this.setStatus("connected", "Connected.");
-      else if (state === "disconnected") this.setStatus("reconnecting", "Connection interrupted; reconnecting...");
-      else if (state === "failed") {
+      if (state === "connected") {
+        this.everConnected = true;
+        this.setStatus("connected", "Connected.");
+      } else if (state === "disconnected") {
+        this.setStatus("reconnecting", "Connection interrupted; reconnecting...");
+      } else if (state === "failed" && this.everConnected) {
         this.setStatus("reconnecting", "Lost the host. Waiting for it to come back...");
+      } else if (state === "failed") {
+        this.setStatus("failed", iceFailure(this.rtc));
       }
     });
     return link;
@@ -177,6 +200,20 @@ function isFromAnotherPeer(pc, desc) {
 /** @param {string} sdp */
 function fingerprint(sdp) {
   return sdp.match(/^a=fingerprint:.*$/m)?.[0] ?? "";
+}
+
+/**
+ * Why the first connection attempt failed, in words a viewer can act on.
+ * @param {RTCConfiguration & {relayAvailable?: boolean}} rtc
+ */
+function iceFailure(rtc) {
+  if (rtc.iceTransportPolicy === "relay") {
+    return "Could not reach the host through the relay (TURN) server: it refused the credentials or cannot be reached. Ask the server's admin to check the TURN setup.";
+  }
+  if (!rtc.relayAvailable) {
+    return "Could not connect to the host directly, and this server has no relay (TURN) configured: one of you is behind a strict NAT or firewall.";
+  }
+  return "Could not connect to the host, even through the relay: your network may block it. Try another network.";
 }
 
 /** @param {unknown} error */
