@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +23,7 @@ from .api.deps import error_responses
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError, StoreUnavailable
 from .ice import relay_configured
+from .metrics import CONTENT_TYPE
 from .protocol import MAX_BODY_BYTES
 from .ratelimit import Limit, RateLimited, RateLimits, client_ip_of, parse_networks
 from .service import Signaling
@@ -66,6 +67,7 @@ class ApiRateLimit:
             try:
                 await limits.hit(Limit.API, client_ip_of(scope, self.state.trusted_proxies))
             except PeerscreenError as error:
+                self.state.signaling.metrics.errors.labels(error.code.value).inc()
                 await error_response(error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -113,6 +115,12 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, self._message()))
         await response(scope, receive, send)
+
+
+def count_error(request: Request, code: str) -> None:
+    signaling: Signaling | None = getattr(request.app.state, "signaling", None)
+    if signaling is not None:
+        signaling.metrics.errors.labels(code).inc()
 
 
 def _replay(chunks: list[bytes], final: Message | None, receive: Receive) -> Receive:
@@ -211,6 +219,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     async def on_peerscreen_error(request: Request, exc: PeerscreenError) -> JSONResponse:
         if isinstance(exc, StoreUnavailable):
             logger.warning("store unavailable: %s", exc.detail)
+        count_error(request, exc.code.value)
         return error_response(exc)
 
     @app.exception_handler(Exception)
@@ -223,7 +232,9 @@ def create_api(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(_describe_validation(exc))
+        error = _describe_validation(exc)
+        count_error(request, error.code.value)
+        return error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -273,6 +284,18 @@ def create_api(settings: Settings | None = None) -> FastAPI:
             "relayAvailable": relay_configured(settings),
             "relayOnly": settings.relay_only,
         }
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics of this process",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}}},
+    )
+    async def metrics(request: Request) -> Response:
+        signaling: Signaling = request.app.state.signaling
+        signaling.metrics.sockets.set(len(request.app.state.sockets))
+        return Response(signaling.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

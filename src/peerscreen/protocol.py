@@ -113,6 +113,15 @@ class WsChat(ChatPost):
     id: ClientMessageId | None = None
 
 
+class ConnectionReport(_Strict):
+    """What a viewer's page measured about its connection, for /metrics."""
+
+    setupMs: Annotated[float, Field(ge=0, le=600_000)] = Field(
+        description="From joining to the first rendered frame."
+    )
+    path: Literal["direct", "relay"] = Field(description="Whether media went through TURN.")
+
+
 class ChatHistory(BaseModel):
     messages: list[dict[str, Any]]
 

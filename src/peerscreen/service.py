@@ -25,6 +25,7 @@ from .errors import (
     unauthorized,
 )
 from .errors import room_not_found as room_not_found_error
+from .metrics import Metrics
 from .ratelimit import Limit, RateLimits
 from .rooms import (
     CHAT_HISTORY,
@@ -88,6 +89,7 @@ class Signaling:
         self.settings = settings
         self.store = store
         self.rate_limits = rate_limits
+        self.metrics = Metrics()
         self._touched: dict[str, float] = {}
         # Participants this process has seen, by (room id, participant id).
         self._tracked: dict[tuple[str, str], _Tracked] = {}
@@ -124,6 +126,7 @@ class Signaling:
             room = replace(room, passcode_hash=digest)
         host = Participant(room.room_id, HOST_ID, Role.HOST)
         await self.seen(host, force=True)
+        self.metrics.rooms_created.inc()
         logger.info("room %s: created", room.room_id)
         return room, token
 
@@ -171,6 +174,7 @@ class Signaling:
         if name:
             joined["name"] = display_name(name, participant)
         await self._notify(room_id, HOST_ID, joined)
+        self.metrics.viewers_joined.inc()
         logger.info("room %s: viewer %s joined", room_id, viewer_id)
         return viewer, token
 
@@ -241,6 +245,7 @@ class Signaling:
         """End the room and tell everyone in it; False if it had already ended."""
         if not await self.store.end_room(room_id, reason, ENDED_RETENTION):
             return False
+        self.metrics.rooms_ended.labels(reason).inc()
         logger.info("room %s: ended (%s)", room_id, reason)
         message = {"type": Event.ROOM_ENDED, "reason": reason}
         viewers = await self.store.get_viewers(room_id)
@@ -334,6 +339,7 @@ class Signaling:
                 seq = await self._append(room_id, taker or ROOM_OFFER, message)
         else:
             seq = await self._append(room_id, recipient, message)
+        self.metrics.messages.labels(signal.value).inc()
         await self.seen(sender)
         return seq
 
@@ -459,6 +465,7 @@ class Signaling:
         await self.store.add_chat(room_id, message, CHAT_HISTORY, self.settings.room_ttl)
         for participant_id in [HOST_ID, *(await self.store.get_viewers(room_id))]:
             await self._notify(room_id, participant_id, message)
+        self.metrics.messages.labels("chat").inc()
         await self.seen(sender)
         return message
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 from playwright.sync_api import Page, expect
 
-from ..support.processes import ServerProcess, TurnServer
+from ..support.processes import ServerProcess, TurnServer, wait_until
 from .pages import expect_frames_flowing, start_sharing
 
 NewPage = Callable[..., Page]
@@ -65,3 +66,47 @@ def test_wrong_turn_credentials_are_refused_and_the_page_says_so(
     expect(viewer.locator("#status")).to_contain_text(
         "Could not reach the host through the relay", timeout=60_000
     )
+
+
+def test_stats_overlay_and_metrics_show_what_happened(
+    start_server: Callable[..., ServerProcess], turn_server: TurnServer, new_page: NewPage
+) -> None:
+    server = start_server(turn_urls=turn_server.url, turn_secret=turn_server.secret)
+    host = new_page()
+    code = start_sharing(host, server.base_url)
+    direct, relayed = new_page(), new_page()
+    direct.goto(f"{server.base_url}/r/{code}")
+    relayed.goto(f"{server.base_url}/r/{code}?relay=1")
+    for viewer in (direct, relayed):
+        expect_frames_flowing(viewer)
+    relayed.keyboard.press("s")  # the key toggles the overlay, as the button does
+    overlay = relayed.locator("#stats-overlay")
+    expect(overlay).to_be_visible()
+    expect(overlay.locator("[data-stat=resolution]")).to_have_text("1280x720")
+    expect(overlay.locator("[data-stat=path]")).to_have_text("via relay (TURN)")
+    expect(overlay.locator("[data-stat=bitrate]")).not_to_have_text("0 kbit/s")
+    expect(overlay.locator("[data-stat=frame-rate]")).not_to_have_text("0 fps")
+    expect(host.locator("#upload-total")).to_contain_text("uploading")
+    expect(host.locator("#viewer-list .link-stats").first).to_contain_text("fps")
+
+    def metric(name: str) -> float:
+        """A sample's value from /metrics (0 when absent)."""
+        for line in httpx.get(server.base_url + "/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    # Each viewer's page reports its setup time and path once its first frame renders.
+    wait_until(
+        lambda: (
+            metric('peerscreen_connection_setup_seconds_count{path="relay"}') >= 1
+            and metric('peerscreen_connection_setup_seconds_count{path="direct"}') >= 1
+        ),
+        10,
+        "both viewers' connection reports in /metrics",
+    )
+    assert metric("peerscreen_rooms_created_total") >= 1
+    assert metric("peerscreen_viewers_joined_total") >= 2
+    assert metric('peerscreen_messages_relayed_total{type="offer"}') >= 2
+    httpx.get(server.base_url + "/api/rooms/zzzz-zzzzz-zzzz")
+    assert metric('peerscreen_errors_total{code="room_not_found"}') >= 1

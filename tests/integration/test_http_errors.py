@@ -173,11 +173,13 @@ async def test_openapi_describes_every_endpoint_and_its_errors(http: httpx.Async
         ("/api/rooms/{room_id}/chat", "get"),
         ("/api/rooms/{room_id}/chat", "post"),
         ("/api/rooms/{room_id}/ice-servers", "get"),
+        ("/api/rooms/{room_id}/report", "post"),
+        ("/metrics", "get"),
     }
     assert operations == expected
     error_ref = "#/components/schemas/ErrorResponse"
     for path, method in operations - {("/api/rooms/{room_id}/ws", "get")}:
-        if path == "/api/rooms/{room_id}/qr.svg":
+        if path in ("/api/rooms/{room_id}/qr.svg", "/metrics"):
             continue  # an image; its errors are JSON like the rest (checked below)
         responses = spec["paths"][path][method]["responses"]
         for status in ("400", "422", "503"):

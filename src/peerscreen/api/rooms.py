@@ -16,6 +16,7 @@ from ..protocol import (
     Accepted,
     ChatHistory,
     ChatPost,
+    ConnectionReport,
     ErrorResponse,
     JoinOptions,
     Messages,
@@ -246,6 +247,21 @@ async def post_chat(
 async def get_chat(room_id: str, service: SignalingDep, token: TokenDep) -> ChatHistory:
     participant = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
     return ChatHistory(messages=await service.chat_history(participant))
+
+
+@router.post(
+    "/rooms/{room_id}/report",
+    status_code=202,
+    response_model=Accepted,
+    responses=error_responses(401, 403, 404, 410),
+    summary="A page reports how its connection went (setup time, direct or relay)",
+)
+async def post_report(
+    room_id: str, body: ConnectionReport, service: SignalingDep, token: TokenDep
+) -> Accepted:
+    await service.authenticate(parse_room_id(room_id), token)
+    service.metrics.setup_seconds.labels(body.path).observe(body.setupMs / 1000)
+    return Accepted()
 
 
 @router.get(

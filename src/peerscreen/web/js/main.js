@@ -4,6 +4,7 @@
 import { attachChat } from "./chat.js";
 import { HostSession, forgetSavedRoom, savedRoom } from "./host.js";
 import { SignalingError, api } from "./signaling.js";
+import { StatsSampler, describeStats } from "./stats.js";
 import { ViewerSession } from "./viewer.js";
 
 /**
@@ -237,6 +238,24 @@ function setUpHostControls(session) {
       report(error instanceof Error ? error.message : String(error));
     }
   });
+  // Each viewer's figures and the total upload, once a second.
+  /** @type {Map<RTCPeerConnection, StatsSampler>} */
+  const samplers = new Map();
+  const statsTimer = setInterval(async () => {
+    let total = 0;
+    for (const entry of session.viewers.values()) {
+      let sampler = samplers.get(entry.link.pc);
+      if (!sampler) samplers.set(entry.link.pc, (sampler = new StatsSampler(entry.link.pc, "outbound")));
+      const stats = await sampler.sample();
+      total += stats.bitrateKbps;
+      const cell = document.querySelector(`#viewer-list li[data-viewer-id="${entry.id}"] .link-stats`);
+      if (cell) {
+        cell.textContent = `${stats.width}x${stats.height}, ${Math.round(stats.fps)} fps, ${stats.bitrateKbps} kbit/s, ${stats.rttMs ?? "-"} ms, ${stats.path}`;
+      }
+    }
+    $("upload-total").textContent = session.viewers.size ? `uploading ${total} kbit/s in all` : "";
+  }, 1000);
+  session.addEventListener("ended", () => clearInterval(statsTimer));
   $("viewer-list").addEventListener("click", (event) => {
     const button = /** @type {HTMLElement} */ (event.target).closest("button[data-remove]");
     if (button instanceof HTMLElement && button.dataset.remove) {
@@ -261,12 +280,14 @@ function renderViewers(viewers) {
       const state = document.createElement("span");
       state.className = "state";
       state.textContent = viewer.state;
+      const figures = document.createElement("span");
+      figures.className = "link-stats";
       const remove = document.createElement("button");
       remove.type = "button";
       remove.dataset.remove = viewer.id;
       remove.textContent = "Remove";
       remove.setAttribute("aria-label", `Remove ${viewer.name} (${viewer.id})`);
-      item.append(name, state, remove);
+      item.append(name, figures, state, remove);
       return item;
     }),
   );
@@ -302,6 +323,53 @@ function watch(roomId) {
     nextStep.textContent = nextStepFor(message);
   });
   $("retry").addEventListener("click", () => location.reload());
+  const overlay = $("stats-overlay");
+  const statsButton = $("toggle-stats");
+  /** @type {ReturnType<typeof setInterval> | null} */
+  let statsTimer = null;
+  const toggleStats = () => {
+    const on = overlay.hidden;
+    overlay.hidden = !on;
+    statsButton.setAttribute("aria-pressed", String(on));
+    if (statsTimer !== null) clearInterval(statsTimer);
+    statsTimer = null;
+    const pc = session.link?.pc;
+    if (!on || !pc) return;
+    const sampler = new StatsSampler(pc, "inbound");
+    const refresh = async () => {
+      const rows = describeStats(await sampler.sample());
+      overlay.replaceChildren(
+        ...rows.flatMap(([label, value]) => {
+          const dt = document.createElement("dt");
+          dt.textContent = label;
+          const dd = document.createElement("dd");
+          dd.textContent = value;
+          dd.dataset.stat = label.toLowerCase().replace(/ /g, "-");
+          return [dt, dd];
+        }),
+      );
+    };
+    void refresh();
+    statsTimer = setInterval(() => void refresh(), 1000);
+  };
+  statsButton.addEventListener("click", toggleStats);
+  addEventListener("keydown", (event) => {
+    const target = /** @type {HTMLElement} */ (event.target);
+    if (event.key === "s" && !event.ctrlKey && !event.metaKey && target.tagName !== "INPUT") toggleStats();
+  });
+  let reported = false;
+  video.requestVideoFrameCallback?.(async () => {
+    // Tell the server how long setup took and which path media took (for /metrics).
+    const pc = session.link?.pc;
+    if (reported || !pc || !session.client) return;
+    reported = true;
+    const { path } = await new StatsSampler(pc, "inbound").sample();
+    await api(`/api/rooms/${session.roomId}/report`, {
+      method: "POST",
+      token: session.client.token,
+      body: { setupMs: performance.now() - session.joinedAt, path: path === "relay" ? "relay" : "direct" },
+    }).catch(() => undefined);
+  });
   session.addEventListener("stream", (event) => {
     video.srcObject = /** @type {CustomEvent} */ (event).detail;
     unmute.hidden = false;

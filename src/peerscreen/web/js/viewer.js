@@ -34,6 +34,7 @@ export class ViewerSession extends EventTarget {
     /** @type {RTCConfiguration & {relayAvailable?: boolean}} */
     this.rtc = {};
     this.everConnected = false;
+    this.joinedAt = 0;
   }
 
   /** @param {ViewerState} state @param {string} message */
@@ -90,6 +91,7 @@ export class ViewerSession extends EventTarget {
       this.setStatus("failed", describeJoinError(error));
       return;
     }
+    this.joinedAt = performance.now();
     this.link = this.newLink();
     client.addEventListener("message", (event) => {
       const message = /** @type {CustomEvent} */ (event).detail;

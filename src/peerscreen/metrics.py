@@ -1,0 +1,53 @@
+"""Prometheus metrics: what happened in this process, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """One registry per application, so several apps in one process do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.rooms_created = Counter(
+            "peerscreen_rooms_created", "Rooms created.", registry=self.registry
+        )
+        self.rooms_ended = Counter(
+            "peerscreen_rooms_ended",
+            "Rooms ended, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.viewers_joined = Counter(
+            "peerscreen_viewers_joined", "Viewers that joined a room.", registry=self.registry
+        )
+        self.messages = Counter(
+            "peerscreen_messages_relayed",
+            "Signaling and chat messages accepted for delivery, by type.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "peerscreen_errors",
+            "Error answers, by error code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.sockets = Gauge(
+            "peerscreen_sockets_open",
+            "WebSockets open on this process.",
+            registry=self.registry,
+        )
+        self.setup_seconds = Histogram(
+            "peerscreen_connection_setup_seconds",
+            "Time from joining to the first frame, as reported by viewers' pages, by path.",
+            ["path"],
+            buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
