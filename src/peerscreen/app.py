@@ -22,7 +22,7 @@ from .api import classic, rooms, socket
 from .api.deps import error_responses
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError, StoreUnavailable
-from .ice import relay_configured
+from .ice import ice_servers, relay_configured
 from .metrics import CONTENT_TYPE
 from .protocol import MAX_BODY_BYTES
 from .ratelimit import Limit, RateLimited, RateLimits, client_ip_of, parse_networks
@@ -300,6 +300,20 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(str(WEB_DIR / "index.html"))
+
+    @app.get("/check", include_in_schema=False)
+    async def check_page() -> FileResponse:
+        return FileResponse(str(WEB_DIR / "check.html"))
+
+    @app.get(
+        "/api/check/ice-servers",
+        tags=["operations"],
+        summary="ICE servers for the connectivity check page, with one-minute credentials",
+        responses=error_responses(),
+    )
+    async def check_ice_servers() -> dict[str, Any]:
+        # Short-lived on purpose: enough to test an allocation, not to relay a session.
+        return ice_servers(settings.model_copy(update={"turn_ttl": 60}), "check", "check")
 
     @app.get("/r/{room_code}", include_in_schema=False)
     async def room_page(room_code: str) -> FileResponse:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page, expect
 
-from ..support.processes import ServerProcess, TurnServer, wait_until
+from ..support.processes import ServerProcess, TurnServer, free_port, wait_until
 from .pages import expect_frames_flowing, start_sharing
 
 NewPage = Callable[..., Page]
@@ -110,3 +111,35 @@ def test_stats_overlay_and_metrics_show_what_happened(
     assert metric('peerscreen_messages_relayed_total{type="offer"}') >= 2
     httpx.get(server.base_url + "/api/rooms/zzzz-zzzzz-zzzz")
     assert metric('peerscreen_errors_total{code="room_not_found"}') >= 1
+
+
+def test_check_page_verdicts(
+    start_server: Callable[..., ServerProcess],
+    memory_server: ServerProcess,
+    turn_server: TurnServer,
+    new_page: NewPage,
+    screenshots: Path,
+) -> None:
+    page = new_page()
+    page.goto(memory_server.base_url + "/check")
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "no-relay")
+    expect(page.locator("#verdict-title")).to_have_text("No relay is configured")
+    expect(page.locator("[data-check=webrtc]")).to_have_attribute("data-ok", "true")
+    expect(page.locator("[data-check=screen]")).to_have_attribute("data-ok", "true")
+
+    working = start_server(turn_urls=turn_server.url, turn_secret=turn_server.secret)
+    page.goto(working.base_url + "/check")
+    # The TURN server also answers as STUN, so the browser learns its public address too.
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "direct-ok")
+    expect(page.locator("#verdict-text")).to_contain_text("the relay is there")
+    expect(page.locator("[data-check=relay]")).to_have_attribute("data-ok", "true")
+    page.screenshot(path=str(screenshots / "check-relay-ok.png"))
+
+    unreachable = start_server(
+        turn_urls=f"turn:127.0.0.1:{free_port()}?transport=udp", turn_secret="whatever"
+    )
+    page.goto(unreachable.base_url + "/check")
+    expect(page.locator("#verdict")).to_have_attribute(
+        "data-verdict", "relay-broken", timeout=30_000
+    )
+    expect(page.locator("#verdict-title")).to_contain_text("did not give a relay address")

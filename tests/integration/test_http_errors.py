@@ -175,6 +175,7 @@ async def test_openapi_describes_every_endpoint_and_its_errors(http: httpx.Async
         ("/api/rooms/{room_id}/ice-servers", "get"),
         ("/api/rooms/{room_id}/report", "post"),
         ("/metrics", "get"),
+        ("/api/check/ice-servers", "get"),
     }
     assert operations == expected
     error_ref = "#/components/schemas/ErrorResponse"
