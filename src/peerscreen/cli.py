@@ -92,19 +92,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"peerscreen: {where}: {error['msg']}", file=sys.stderr)
         return 2
 
-    import uvicorn
-
-    from .app import create_app
-
     level = settings.log_level.lower()
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    turn = None
+    if settings.turn:
+        from .turn import LocalTurn, TurnNotInstalled
+
+        try:
+            turn = LocalTurn(settings)
+        except TurnNotInstalled as exc:
+            print(f"peerscreen: {exc}", file=sys.stderr)
+            return 2
+        turn.start()
+        settings = turn.settings_for(settings)
+        print(f"peerscreen: relay (coturn) on port {turn.port}", flush=True)
     print(
         f"peerscreen {__version__}: {settings.scheme}://{settings.host}:{settings.port}/ "
         f"({settings.store_kind} store)",
         flush=True,
     )
+    try:
+        run(settings, level)
+    finally:
+        if turn is not None:
+            turn.stop()
+    return 0
+
+
+def run(settings: Settings, level: str) -> None:
+    import uvicorn
+
+    from .app import create_app
+
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -127,7 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
     )
-    return 0
 
 
 if __name__ == "__main__":

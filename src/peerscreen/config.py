@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     turn_username: str | None = Field(None, description="Static TURN username (no secret).")
     turn_password: SecretStr | None = Field(None, description="Static TURN password.")
     turn_ttl: int = Field(3600, ge=60, le=86400, description="Lifetime of TURN credentials.")
+    turn: bool = Field(
+        False, description="Start and supervise a local coturn with a generated secret."
+    )
+    turn_port: int = Field(3478, ge=1, le=65535, description="Port of the local coturn (--turn).")
+    turn_host: str | None = Field(
+        None, description="Address clients use to reach the local coturn (--turn)."
+    )
+    turn_relay_ports: str = Field(
+        "49160-49200",
+        pattern=r"^\d{1,5}-\d{1,5}$",
+        description="Relay port range of the local coturn (--turn).",
+    )
     relay_only: bool = Field(
         False, description="Force every connection through TURN (iceTransportPolicy relay)."
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 from playwright.sync_api import Page, expect
 
 from ..support.processes import ServerProcess, TurnServer, free_port, wait_until
@@ -143,3 +147,43 @@ def test_check_page_verdicts(
         "data-verdict", "relay-broken", timeout=30_000
     )
     expect(page.locator("#verdict-title")).to_contain_text("did not give a relay address")
+
+
+def test_serve_with_turn_runs_its_own_coturn(
+    start_server: Callable[..., ServerProcess], new_page: NewPage
+) -> None:
+    low = 45000 + free_port() % 1000 * 10
+    server = start_server(turn=True, turn_port=free_port(), turn_relay_ports=f"{low}-{low + 9}")
+    assert httpx.get(server.base_url + "/api/config").json()["relayAvailable"] is True
+    page = new_page()
+    page.goto(server.base_url + "/check")
+    expect(page.locator("[data-check=relay]")).to_have_attribute("data-ok", "true")
+
+    # Supervised: when coturn dies, the server starts it again.
+    assert server.process is not None
+
+    def coturn_pids() -> set[int]:
+        children = psutil.Process(server.process.pid).children()  # type: ignore[union-attr]
+        return {
+            c.pid
+            for c in children
+            if c.name() == "turnserver" and c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+        }
+
+    (first,) = coturn_pids()
+    psutil.Process(first).kill()
+    wait_until(lambda: coturn_pids() - {first}, 15, "coturn restarted by the server")
+    page.goto(server.base_url + "/check")
+    expect(page.locator("[data-check=relay]")).to_have_attribute("data-ok", "true")
+
+
+def test_serve_with_turn_says_when_coturn_is_missing(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "peerscreen", "serve", "--turn", "--port", str(free_port())],
+        env={**os.environ, "PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "apt install coturn" in result.stderr

@@ -137,7 +137,13 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         args = [sys.executable, "-m", "peerscreen", "serve", "--port", str(self.port)]
         for name, value in self.options.items():
-            args += [f"--{name.replace('_', '-')}", str(value)]
+            flag = f"--{name.replace('_', '-')}"
+            if value is True:
+                args.append(flag)
+            elif value is False:
+                args.append(f"--no-{name.replace('_', '-')}")
+            else:
+                args += [flag, str(value)]
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "AUTH_SECRET")}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
