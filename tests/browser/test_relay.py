@@ -92,6 +92,7 @@ def test_stats_overlay_and_metrics_show_what_happened(
     expect(overlay.locator("[data-stat=bitrate]")).not_to_have_text("0 kbit/s")
     expect(overlay.locator("[data-stat=frame-rate]")).not_to_have_text("0 fps")
     expect(host.locator("#upload-total")).to_contain_text("uploading")
+    expect(host.locator("#no-relay-hint")).to_be_hidden()
     expect(host.locator("#viewer-list .link-stats").first).to_contain_text("fps")
 
     def metric(name: str) -> float:

@@ -39,6 +39,8 @@ def test_host_and_two_viewers_see_frames_then_the_host_stops(
 
     expect(host.locator("#viewer-count")).to_have_text("2")
     expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(2)
+    # This server has no TURN: the host is told viewers behind strict NAT may not connect.
+    expect(host.locator("#no-relay-hint")).to_be_visible()
     host.screenshot(path=str(screenshots / "host-two-viewers.png"))
     viewers[0].screenshot(path=str(screenshots / "viewer-watching.png"))
 

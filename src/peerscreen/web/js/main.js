@@ -128,6 +128,7 @@ async function startSharing(config, resume = null) {
     return;
   }
   show("host");
+  $("no-relay-hint").hidden = config.relayAvailable;
   setUpHostControls(session);
   $("room-code").textContent = room.roomId;
   const link = /** @type {HTMLInputElement} */ ($("room-link"));
