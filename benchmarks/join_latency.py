@@ -11,7 +11,8 @@ Two flows against the same server in one run:
   comes after a second, as in the original), all through
   the REST endpoints. One host per viewer, as the original allowed one viewer per room.
 
-Both use Debian's Chromium with a fake capture device; only loopback addresses.
+Both use Debian's Chromium with a fake capture device; only loopback addresses. Contexts
+bypass the page's Content-Security-Policy, which forbids the benchmark's own probes.
 
     python benchmarks/join_latency.py            # 20 joins each, writes results/join.json
 """
@@ -84,7 +85,7 @@ def wait_for(page: Page, expression: str, timeout_ms: int = 30_000) -> Any:
 
 
 def peerscreen_joins(browser: Browser, base: str, joins: int) -> list[float]:
-    host_context = browser.new_context()
+    host_context = browser.new_context(bypass_csp=True)
     host = host_context.new_page()
     host.goto(base + "/")
     host.get_by_role("button", name="Start sharing").click()
@@ -92,7 +93,7 @@ def peerscreen_joins(browser: Browser, base: str, joins: int) -> list[float]:
     code = host.locator("#room-code").inner_text()
     results = []
     for _ in range(joins):
-        context = browser.new_context()
+        context = browser.new_context(bypass_csp=True)
         context.add_init_script(FIRST_FRAME)
         page = context.new_page()
         page.goto(base + "/")
@@ -115,14 +116,14 @@ def seed_joins(browser: Browser, base: str, joins: int) -> list[float]:
     for _ in range(joins):
         room = httpx.post(base + "/api/rooms").json()
         viewer = httpx.post(f"{base}/api/rooms/{room['roomId']}/viewers").json()
-        host_context = browser.new_context()
+        host_context = browser.new_context(bypass_csp=True)
         host_context.route("**/bench-original-flow*", serve_seed)
         host = host_context.new_page()
         host.goto(
             f"{base}/bench-original-flow?role=host&room={room['roomId']}&token={room['hostToken']}"
         )
         wait_for(host, "window.hostReady")
-        context = browser.new_context()
+        context = browser.new_context(bypass_csp=True)
         context.route("**/bench-original-flow*", serve_seed)
         context.add_init_script(FIRST_FRAME)
         page = context.new_page()
