@@ -13,7 +13,7 @@ import psutil
 from playwright.sync_api import Page, expect
 
 from ..support.processes import ServerProcess, TurnServer, free_port, wait_until
-from .pages import expect_frames_flowing, start_sharing
+from .pages import expect_frames_flowing, start_sharing, track_peer_connections
 
 NewPage = Callable[..., Page]
 
@@ -30,29 +30,19 @@ SELECTED_PAIR_TYPES = """async () => {
   return [type(pair.localCandidateId), type(pair.remoteCandidateId)];
 }"""
 
-TRACK_PCS = """
-(() => {
-  const Native = window.RTCPeerConnection;
-  window.peerConnections = [];
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) { super(...args); window.peerConnections.push(this); }
-  };
-})();
-"""
-
 
 def test_relay_only_viewer_renders_frames_through_turn(
     start_server: Callable[..., ServerProcess], turn_server: TurnServer, new_page: NewPage
 ) -> None:
     server = start_server(turn_urls=turn_server.url, turn_secret=turn_server.secret)
     host = new_page()
-    host.add_init_script(TRACK_PCS)
+    track_peer_connections(host)
     host.goto(server.base_url + "/?relay=1")
     host.get_by_role("button", name="Start sharing").click()
     expect(host.locator("#room-code")).not_to_be_empty()
     code = host.locator("#room-code").inner_text()
     viewer = new_page()
-    viewer.add_init_script(TRACK_PCS)
+    track_peer_connections(viewer)
     viewer.goto(f"{server.base_url}/r/{code}?relay=1")
     expect_frames_flowing(viewer)
     viewer.wait_for_function(f"({SELECTED_PAIR_TYPES})().then((t) => t !== null)")
