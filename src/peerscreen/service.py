@@ -6,11 +6,10 @@ over one transport reaches a participant listening on any other.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from . import ids
@@ -18,7 +17,6 @@ from .config import Settings
 from .errors import (
     ErrorCode,
     PeerscreenError,
-    StoreUnavailable,
     forbidden,
     invalid,
     room_ended,
@@ -26,6 +24,7 @@ from .errors import (
 )
 from .errors import room_not_found as room_not_found_error
 from .metrics import Metrics
+from .presence import PresenceTracker
 from .ratelimit import Limit, RateLimits
 from .rooms import (
     CHAT_HISTORY,
@@ -38,29 +37,14 @@ from .rooms import (
     Signal,
     chat_text,
     display_name,
-    move,
     presence_at,
     room_full,
     route,
 )
 from .store import AddViewerResult, Message, RoomRecord, Store, ViewerRecord
 from .store.base import ROOM_OFFER
-from .tasks import stop_task
 
 logger = logging.getLogger("peerscreen.service")
-
-TOUCH_EVERY = 30.0
-"""Seconds between TTL refreshes of one room by one process: activity within that window
-already keeps the room far from expiry."""
-
-
-@dataclass(slots=True)
-class _Tracked:
-    """What this process knows of one participant's presence."""
-
-    deadline: float  # monotonic time after which it counts as gone, unless seen elsewhere
-    marked: float  # when its presence was last written to the store
-    state: Presence
 
 
 def room_locked() -> PeerscreenError:
@@ -90,19 +74,13 @@ class Signaling:
         self.store = store
         self.rate_limits = rate_limits
         self.metrics = Metrics()
-        self._touched: dict[str, float] = {}
-        # Participants this process has seen, by (room id, participant id).
-        self._tracked: dict[tuple[str, str], _Tracked] = {}
-        # Rooms this process ended, so late calls do not count their participants present.
-        self._ended: dict[str, float] = {}
-        self._watcher: asyncio.Task[None] | None = None
+        self.presence = PresenceTracker(settings, store, self._participant_gone)
 
     async def start(self) -> None:
-        self._watcher = asyncio.create_task(self._watch_presence(), name="presence-watcher")
+        await self.presence.start()
 
     async def stop(self) -> None:
-        await stop_task(self._watcher)
-        self._watcher = None
+        await self.presence.stop()
 
     # --- rooms -------------------------------------------------------------------------
 
@@ -251,12 +229,7 @@ class Signaling:
         viewers = await self.store.get_viewers(room_id)
         for participant_id in [HOST_ID, *viewers]:
             await self._notify(room_id, participant_id, message, ttl=ENDED_RETENTION)
-        now = time.monotonic()
-        self._ended[room_id] = now
-        for ended_id in [r for r, at in self._ended.items() if now - at > ENDED_RETENTION]:
-            del self._ended[ended_id]
-        for key in [k for k in self._tracked if k[0] == room_id]:
-            self._forget(key)
+        self.presence.room_ended(room_id)
         return True
 
     async def remove_viewer(self, actor: Participant, viewer_id: str, reason: str) -> None:
@@ -268,7 +241,7 @@ class Signaling:
         await self._viewer_gone(actor.room_id, viewer_id, reason)
 
     async def _viewer_gone(self, room_id: str, viewer_id: str, reason: str) -> None:
-        self._forget((room_id, viewer_id))
+        self.presence.forget((room_id, viewer_id))
         logger.info("room %s: viewer %s left (%s)", room_id, viewer_id, reason)
         await self._notify(
             room_id, HOST_ID, {"type": Event.VIEWER_LEFT, "viewerId": viewer_id, "reason": reason}
@@ -476,76 +449,15 @@ class Signaling:
     # --- presence ------------------------------------------------------------------------
 
     async def seen(self, participant: Participant, *, force: bool = False) -> None:
-        """The participant is here now: refresh its presence and the room's expiry."""
-        if participant.room_ended or participant.room_id in self._ended:
-            return
-        key = (participant.room_id, participant.participant_id)
-        now = time.monotonic()
-        tracked = self._tracked.get(key)
-        if tracked is None:
-            tracked = self._tracked[key] = _Tracked(0.0, -1e9, Presence.JOINED)
-        tracked.deadline = now + self.settings.grace_period
-        if tracked.state is not Presence.CONNECTED:
-            tracked.state = move(self._label(key), tracked.state, Presence.CONNECTED)
-        if force or now - tracked.marked >= self.settings.heartbeat_interval / 2:
-            tracked.marked = now
-            await self.store.mark_seen(
-                participant.room_id,
-                participant.participant_id,
-                time.time(),
-                self.settings.room_ttl,
-            )
-        if force or now - self._touched.get(participant.room_id, 0.0) >= TOUCH_EVERY:
-            self._touched[participant.room_id] = now
-            await self.store.touch_room(participant.room_id, self.settings.room_ttl)
+        """The participant is here now (see :mod:`peerscreen.presence`)."""
+        await self.presence.seen(participant, force=force)
 
     def went_away(self, participant: Participant) -> None:
-        """The participant's socket closed: it has the grace period to come back."""
-        key = (participant.room_id, participant.participant_id)
-        tracked = self._tracked.get(key)
-        if tracked is None:
-            return
-        tracked.deadline = time.monotonic() + self.settings.grace_period
-        tracked.state = move(self._label(key), tracked.state, Presence.AWAY)
+        self.presence.went_away(participant)
 
-    @staticmethod
-    def _label(key: tuple[str, str]) -> str:
-        return f"room {key[0]}: {key[1]}"
-
-    def _forget(self, key: tuple[str, str]) -> None:
-        tracked = self._tracked.pop(key, None)
-        if tracked is not None:
-            move(self._label(key), tracked.state, Presence.LEFT)
-
-    async def _watch_presence(self) -> None:
-        tick = min(1.0, self.settings.grace_period / 5)
-        while True:
-            await asyncio.sleep(tick)
-            try:
-                await self.check_presence()
-            except StoreUnavailable:
-                logger.warning("presence check skipped: store unavailable")
-            except Exception:
-                logger.exception("presence check failed")
-
-    async def check_presence(self) -> None:
-        """Report participants gone longer than the grace period as left."""
-        now = time.monotonic()
-        grace = self.settings.grace_period
-        stale = now - self.settings.room_ttl  # such rooms have expired from the store too
-        for room_id in [r for r, at in self._touched.items() if at < stale]:
-            del self._touched[room_id]
-        for key in [k for k, t in self._tracked.items() if t.deadline <= now]:
-            room_id, participant_id = key
-            last = (await self.store.last_seen(room_id)).get(participant_id)
-            age = time.time() - last if last is not None else grace + 1
-            if age < grace:  # seen through another process
-                tracked = self._tracked.get(key)
-                if tracked is not None:
-                    tracked.deadline = now + grace - age
-                continue
-            self._forget(key)
-            if participant_id == HOST_ID:
-                await self.end_room(room_id, "host-left")
-            elif await self.store.remove_viewer(room_id, participant_id):
-                await self._viewer_gone(room_id, participant_id, "timeout")
+    async def _participant_gone(self, room_id: str, participant_id: str) -> None:
+        """Gone past the grace period: a host ends its room, a viewer leaves it."""
+        if participant_id == HOST_ID:
+            await self.end_room(room_id, "host-left")
+        elif await self.store.remove_viewer(room_id, participant_id):
+            await self._viewer_gone(room_id, participant_id, "timeout")

@@ -1,0 +1,140 @@
+"""Presence: who is here, per this process, and who has been gone past the grace period.
+
+Every call or socket heartbeat marks its participant present (in the store, throttled,
+so other processes see it too) and keeps its room from expiring. A participant this
+process saw, and that nobody has seen for the grace period, is handed to ``on_gone``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .config import Settings
+from .errors import StoreUnavailable
+from .rooms import ENDED_RETENTION, Participant, Presence, move
+from .store import Store
+from .tasks import stop_task
+
+logger = logging.getLogger("peerscreen.presence")
+
+TOUCH_EVERY = 30.0
+"""Seconds between TTL refreshes of one room by one process: activity within that window
+already keeps the room far from expiry."""
+
+Key = tuple[str, str]  # (room id, participant id)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    deadline: float  # monotonic time after which it counts as gone, unless seen elsewhere
+    marked: float  # when its presence was last written to the store
+    state: Presence
+
+
+class PresenceTracker:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        on_gone: Callable[[str, str], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.on_gone = on_gone
+        self._tracked: dict[Key, _Tracked] = {}
+        self._touched: dict[str, float] = {}
+        # Rooms this process ended, so late calls do not count their participants present.
+        self._ended: dict[str, float] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._watcher = asyncio.create_task(self._watch(), name="presence-watcher")
+
+    async def stop(self) -> None:
+        await stop_task(self._watcher)
+        self._watcher = None
+
+    async def seen(self, participant: Participant, *, force: bool = False) -> None:
+        """The participant is here now: refresh its presence and the room's expiry."""
+        if participant.room_ended or participant.room_id in self._ended:
+            return
+        key = (participant.room_id, participant.participant_id)
+        now = time.monotonic()
+        tracked = self._tracked.get(key)
+        if tracked is None:
+            tracked = self._tracked[key] = _Tracked(0.0, -1e9, Presence.JOINED)
+        tracked.deadline = now + self.settings.grace_period
+        if tracked.state is not Presence.CONNECTED:
+            tracked.state = move(_label(key), tracked.state, Presence.CONNECTED)
+        if force or now - tracked.marked >= self.settings.heartbeat_interval / 2:
+            tracked.marked = now
+            await self.store.mark_seen(
+                participant.room_id,
+                participant.participant_id,
+                time.time(),
+                self.settings.room_ttl,
+            )
+        if force or now - self._touched.get(participant.room_id, 0.0) >= TOUCH_EVERY:
+            self._touched[participant.room_id] = now
+            await self.store.touch_room(participant.room_id, self.settings.room_ttl)
+
+    def went_away(self, participant: Participant) -> None:
+        """The participant's socket closed: it has the grace period to come back."""
+        key = (participant.room_id, participant.participant_id)
+        tracked = self._tracked.get(key)
+        if tracked is None:
+            return
+        tracked.deadline = time.monotonic() + self.settings.grace_period
+        tracked.state = move(_label(key), tracked.state, Presence.AWAY)
+
+    def forget(self, key: Key) -> None:
+        """The participant left (or was reported gone): stop watching it."""
+        tracked = self._tracked.pop(key, None)
+        if tracked is not None:
+            move(_label(key), tracked.state, Presence.LEFT)
+
+    def room_ended(self, room_id: str) -> None:
+        now = time.monotonic()
+        self._ended[room_id] = now
+        for ended_id in [r for r, at in self._ended.items() if now - at > ENDED_RETENTION]:
+            del self._ended[ended_id]
+        for key in [k for k in self._tracked if k[0] == room_id]:
+            self.forget(key)
+
+    async def _watch(self) -> None:
+        tick = min(1.0, self.settings.grace_period / 5)
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self.check()
+            except StoreUnavailable:
+                logger.warning("presence check skipped: store unavailable")
+            except Exception:
+                logger.exception("presence check failed")
+
+    async def check(self) -> None:
+        """Hand participants gone longer than the grace period to ``on_gone``."""
+        now = time.monotonic()
+        grace = self.settings.grace_period
+        stale = now - self.settings.room_ttl  # such rooms have expired from the store too
+        for room_id in [r for r, at in self._touched.items() if at < stale]:
+            del self._touched[room_id]
+        for key in [k for k, t in self._tracked.items() if t.deadline <= now]:
+            room_id, participant_id = key
+            last = (await self.store.last_seen(room_id)).get(participant_id)
+            age = time.time() - last if last is not None else grace + 1
+            if age < grace:  # seen through another process
+                tracked = self._tracked.get(key)
+                if tracked is not None:
+                    tracked.deadline = now + grace - age
+                continue
+            self.forget(key)
+            await self.on_gone(room_id, participant_id)
+
+
+def _label(key: Key) -> str:
+    return f"room {key[0]}: {key[1]}"
