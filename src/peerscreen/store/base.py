@@ -74,19 +74,15 @@ class Listener:
         self._event = asyncio.Event()
 
     def __enter__(self) -> Listener:
-        for key in self._keys:
-            self._notifier._listeners.setdefault(key, set()).add(self)
+        for room_id, name in self._keys:
+            self._notifier.subscribe(room_id, name, self)
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for key in self._keys:
-            listeners = self._notifier._listeners.get(key)
-            if listeners is not None:
-                listeners.discard(self)
-                if not listeners:
-                    del self._notifier._listeners[key]
+        for room_id, name in self._keys:
+            self._notifier.unsubscribe(room_id, name, self)
 
     def wake(self) -> None:
         self._event.set()
@@ -112,29 +108,54 @@ class Notifier:
     (room id, participant id): :class:`Listener` objects, or sockets that deliver."""
 
     def __init__(self) -> None:
-        self._listeners: dict[tuple[str, str], set[Wakeable]] = {}
+        # Nearly every mailbox has one reader: it is stored bare, and a set only when a
+        # second one comes (a set costs a couple of hundred bytes per idle socket).
+        self._listeners: dict[tuple[str, str], Wakeable | set[Wakeable]] = {}
 
     def listen(self, room_id: str, *names: str) -> Listener:
         return Listener(self, [(room_id, name) for name in names])
 
     def subscribe(self, room_id: str, name: str, target: Wakeable) -> None:
         """Wake ``target`` for every change of the mailbox until :meth:`unsubscribe`."""
-        self._listeners.setdefault((room_id, name), set()).add(target)
+        key = (room_id, name)
+        present = self._listeners.get(key)
+        if present is None:
+            self._listeners[key] = target
+        elif isinstance(present, set):
+            present.add(target)
+        elif present is not target:
+            self._listeners[key] = {present, target}
 
     def unsubscribe(self, room_id: str, name: str, target: Wakeable) -> None:
         key = (room_id, name)
-        targets = self._listeners.get(key)
-        if targets is not None:
-            targets.discard(target)
-            if not targets:
+        present = self._listeners.get(key)
+        if present is target:
+            del self._listeners[key]
+        elif isinstance(present, set):
+            present.discard(target)
+            if len(present) == 1:
+                self._listeners[key] = next(iter(present))
+            elif not present:
                 del self._listeners[key]
 
     def notify(self, room_id: str, participant_id: str) -> None:
-        for listener in self._listeners.get((room_id, participant_id), ()):
-            listener.wake()
+        present = self._listeners.get((room_id, participant_id))
+        if present is None:
+            return
+        if isinstance(present, set):
+            for listener in list(present):
+                listener.wake()
+        else:
+            present.wake()
+
+    def wake_all(self) -> None:
+        """Wake every reader (after notifications may have been missed)."""
+        for present in list(self._listeners.values()):
+            for listener in list(present) if isinstance(present, set) else [present]:
+                listener.wake()
 
     def listener_count(self) -> int:
-        return sum(len(s) for s in self._listeners.values())
+        return sum(len(s) if isinstance(s, set) else 1 for s in self._listeners.values())
 
 
 class Store(ABC):

@@ -252,7 +252,7 @@ class RedisStore(Store):
                 if delay > 0.1:
                     logger.info("redis notifications: reconnected")
                     # Messages may have arrived while we were deaf: make every reader look.
-                    self._wake_everyone()
+                    self.notifier.wake_all()
                 delay = 0.1
                 async for item in pubsub.listen():
                     room_id, _, participant_id = item["data"].partition(" ")
@@ -268,11 +268,6 @@ class RedisStore(Store):
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    def _wake_everyone(self) -> None:
-        for listeners in list(self.notifier._listeners.values()):
-            for listener in list(listeners):
-                listener.wake()
 
     @_guarded
     async def ping(self) -> None:
