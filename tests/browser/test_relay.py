@@ -167,6 +167,17 @@ def test_serve_with_turn_runs_its_own_coturn(
     page.goto(server.base_url + "/check")
     expect(page.locator("[data-check=relay]")).to_have_attribute("data-ok", "true")
 
+    # Stopping the server leaves no coturn behind.
+    (second,) = coturn_pids()
+    server.stop()
+    wait_until(
+        lambda: (
+            not psutil.pid_exists(second) or psutil.Process(second).status() == psutil.STATUS_ZOMBIE
+        ),
+        10,
+        "coturn to end with the server",
+    )
+
 
 def test_serve_with_turn_says_when_coturn_is_missing(tmp_path: Path) -> None:
     result = subprocess.run(
