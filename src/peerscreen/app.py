@@ -21,7 +21,7 @@ from . import __version__
 from .api import classic, rooms, socket
 from .api.deps import error_responses
 from .config import Settings
-from .errors import ErrorCode, PeerscreenError, StoreUnavailable
+from .errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
 from .ice import ice_servers, relay_configured
 from .metrics import CONTENT_TYPE
 from .protocol import MAX_BODY_BYTES
@@ -139,21 +139,6 @@ def _replay(chunks: list[bytes], final: Message | None, receive: Receive) -> Rec
     return replay
 
 
-def _describe_validation(exc: RequestValidationError) -> PeerscreenError:
-    errors = exc.errors()
-    types = {e.get("type") for e in errors}
-    if "json_invalid" in types:
-        return PeerscreenError(ErrorCode.INVALID_REQUEST, "Request body is not valid JSON.")
-    parts = []
-    for e in errors[:3]:
-        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-        parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
-    message = "; ".join(parts)
-    if "string_too_long" in types:
-        return PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, message)
-    return PeerscreenError(ErrorCode.VALIDATION_ERROR, message)
-
-
 class PeerscreenApp:
     """The ASGI entry point: HTTP goes to the FastAPI application, WebSockets straight to
     the socket endpoint (see :mod:`peerscreen.api.socket` for why)."""
@@ -232,7 +217,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        error = _describe_validation(exc)
+        error = from_validation(exc.errors(), "Request body")
         count_error(request, error.code.value)
         return error_response(error)
 

@@ -6,7 +6,9 @@ and WebSocket clients as an ``error`` message or a close code of ``4000 + status
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -78,6 +80,25 @@ class StoreUnavailable(PeerscreenError):
         message = "The room store is unavailable; try again in a few seconds."
         super().__init__(ErrorCode.STORE_UNAVAILABLE, message)
         self.detail = detail
+
+
+def from_validation(errors: Sequence[Any], what: str) -> PeerscreenError:
+    """A pydantic validation failure as an API error: unparsable JSON is a 400, a field
+    over its size limit a 413, anything else a 422 naming the first fields at fault.
+
+    ``what`` names the input in the unparsable case ("Request body", "Message").
+    """
+    types = {e.get("type") for e in errors}
+    if "json_invalid" in types:
+        return PeerscreenError(ErrorCode.INVALID_REQUEST, f"{what} is not valid JSON.")
+    parts = []
+    for e in errors[:3]:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+    message = "; ".join(parts)
+    if "string_too_long" in types:
+        return PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, message)
+    return PeerscreenError(ErrorCode.VALIDATION_ERROR, message)
 
 
 def room_not_found() -> PeerscreenError:

@@ -25,6 +25,7 @@ from .errors import (
 from .errors import room_not_found as room_not_found_error
 from .metrics import Metrics
 from .presence import PresenceTracker
+from .protocol import IceCandidate, SessionDescription, signal_payload
 from .ratelimit import Limit, RateLimits
 from .rooms import (
     CHAT_HISTORY,
@@ -38,6 +39,7 @@ from .rooms import (
     chat_text,
     display_name,
     presence_at,
+    require_addressee,
     room_full,
     route,
 )
@@ -315,6 +317,23 @@ class Signaling:
         self.metrics.messages.labels(signal.value).inc()
         await self.seen(sender)
         return seq
+
+    async def send_addressed(
+        self,
+        sender: Participant,
+        kind: str,
+        to: str | None,
+        desc: SessionDescription | None,
+        candidate: IceCandidate | None,
+    ) -> int | None:
+        """A signal sent on the room API (REST or WebSocket): the field its kind needs
+        must be there, and the host must name the viewer."""
+        try:
+            payload = signal_payload(kind, desc, candidate)
+        except ValueError as exc:
+            raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
+        require_addressee(sender, to)
+        return await self.send(sender, Signal(kind), to, payload)
 
     async def _append(self, room_id: str, recipient: str, message: Message) -> int:
         seq = await self.store.append(

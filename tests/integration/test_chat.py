@@ -64,9 +64,8 @@ async def test_bad_chat_is_refused(memory_server: ServerProcess) -> None:
     assert too_long.status_code == 413
     assert (await host.http.post(path, json={"text": "   "})).status_code == 422
     assert (await host.http.post(path, json={"text": "hi", "name": "n" * 41})).status_code == 413
-    assert (
-        await httpx.AsyncClient(base_url=memory_server.base_url).post(path, json={"text": "hi"})
-    ).status_code == 401
+    async with httpx.AsyncClient(base_url=memory_server.base_url) as anonymous:
+        assert (await anonymous.post(path, json={"text": "hi"})).status_code == 401
     await host.close()
 
 

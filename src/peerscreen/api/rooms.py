@@ -10,7 +10,7 @@ import segno
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from ..errors import ErrorCode, PeerscreenError, forbidden, unauthorized
+from ..errors import forbidden, unauthorized
 from ..ice import ice_servers
 from ..protocol import (
     Accepted,
@@ -26,10 +26,9 @@ from ..protocol import (
     RoomOptions,
     SignalPost,
     ViewerJoined,
-    signal_payload,
 )
 from ..ratelimit import Limit, client_ip_of
-from ..rooms import Signal, clamp_wait, require_addressee
+from ..rooms import clamp_wait
 from ..service import parse_room_id
 from .deps import SignalingDep, TokenDep, error_responses
 
@@ -214,12 +213,7 @@ async def post_message(
     room_id: str, body: SignalPost, service: SignalingDep, token: TokenDep
 ) -> Accepted:
     sender = await service.authenticate(parse_room_id(room_id), token)
-    try:
-        payload = signal_payload(body.type, body.desc, body.candidate)
-    except ValueError as exc:
-        raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
-    require_addressee(sender, body.to)
-    seq = await service.send(sender, Signal(body.type), body.to, payload)
+    seq = await service.send_addressed(sender, body.type, body.to, body.desc, body.candidate)
     return Accepted(seq=seq)
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 from starlette.types import Receive, Scope, Send
 
-from ..errors import ErrorCode, PeerscreenError, StoreUnavailable
+from ..errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
 from ..protocol import (
     MAX_BODY_BYTES,
     AckMessage,
@@ -32,10 +32,9 @@ from ..protocol import (
     WsSignal,
     client_message_adapter,
     hello_adapter,
-    signal_payload,
 )
 from ..ratelimit import Limit, Network, RateLimits, client_ip_of
-from ..rooms import Event, Participant, Signal, require_addressee
+from ..rooms import Event, Participant
 from ..service import Signaling, parse_room_id
 from ..tasks import stop_task
 
@@ -199,18 +198,15 @@ class Connection:
             message = client_message_adapter.validate_json(text)
             await self._dispatch(message)
         except ValidationError as exc:
-            await self._send_error(text, _validation_error(exc))
+            await self._send_error(text, from_validation(exc.errors(), "Message"))
         except PeerscreenError as exc:
             await self._send_error(text, exc)
 
     async def _dispatch(self, message: Any) -> None:
         if isinstance(message, WsSignal):
-            try:
-                payload = signal_payload(message.type, message.desc, message.candidate)
-            except ValueError as exc:
-                raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
-            require_addressee(self.participant, message.to)
-            await self.service.send(self.participant, Signal(message.type), message.to, payload)
+            await self.service.send_addressed(
+                self.participant, message.type, message.to, message.desc, message.candidate
+            )
             if message.id is not None:
                 await self.send({"type": "accepted", "id": message.id})
         elif isinstance(message, WsChat):
@@ -256,16 +252,6 @@ def _message_id(text: str) -> Any:
     if isinstance(data, dict) and isinstance(data.get("id"), str | int):
         return data["id"]
     return None
-
-
-def _validation_error(exc: ValidationError) -> PeerscreenError:
-    first = exc.errors()[0]
-    if first.get("type") == "json_invalid":
-        return PeerscreenError(ErrorCode.INVALID_REQUEST, "Message is not JSON.")
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    if first.get("type") == "string_too_long":
-        return PeerscreenError(ErrorCode.PAYLOAD_TOO_LARGE, f"{where}: too long.")
-    return PeerscreenError(ErrorCode.VALIDATION_ERROR, f"{where}: {first.get('msg')}")
 
 
 class Sockets:
@@ -389,7 +375,7 @@ class Sockets:
                 raise PeerscreenError(
                     ErrorCode.INVALID_REQUEST,
                     'The first message must be {"type": "hello", "token": ...}: '
-                    + _validation_error(exc).message,
+                    + from_validation(exc.errors(), "Message").message,
                 ) from exc
             participant = await service.authenticate(room_id, hello.token, allow_ended=True)
             last_seq = await service.store.last_seq(room_id, participant.participant_id)
