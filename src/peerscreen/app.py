@@ -26,7 +26,7 @@ from .ice import ice_servers, relay_configured
 from .metrics import CONTENT_TYPE
 from .protocol import MAX_BODY_BYTES
 from .ratelimit import Limit, RateLimited, RateLimits, client_ip_of, parse_networks
-from .service import Signaling
+from .signaling import Signaling
 from .store import create_store
 from .web_security import SecurityHeaders
 

@@ -26,7 +26,7 @@ from ..protocol import (
     RoomInfo,
 )
 from ..rooms import Signal, check_viewer_claim, clamp_wait
-from ..service import parse_room_id
+from ..signaling import parse_room_id
 from .deps import SignalingDep, TokenDep, error_responses
 
 router = APIRouter(prefix="/api", tags=["classic polling API"])
@@ -50,7 +50,9 @@ async def post_offer(body: OfferPost, service: SignalingDep, token: TokenDep) ->
     check_viewer_claim(sender, None, None)
     if body.desc.type != "offer":
         raise _wrong_type("offer", body.desc.type)
-    seq = await service.send(sender, Signal.OFFER, body.viewer_id, {"desc": body.desc.model_dump()})
+    seq = await service.mail.send(
+        sender, Signal.OFFER, body.viewer_id, {"desc": body.desc.model_dump()}
+    )
     return Accepted(seq=seq)
 
 
@@ -70,7 +72,7 @@ async def get_offer(
 ) -> OfferResponse:
     viewer = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
     check_viewer_claim(viewer, role, viewer_id)
-    offer = await service.take_offer(viewer, clamp_wait(wait, service.settings.max_wait))
+    offer = await service.polls.take_offer(viewer, clamp_wait(wait, service.settings.max_wait))
     return OfferResponse(desc=offer["desc"] if offer else None)
 
 
@@ -85,7 +87,7 @@ async def post_answer(body: AnswerPost, service: SignalingDep, token: TokenDep) 
     check_viewer_claim(sender, "viewer", body.viewer_id)
     if body.desc.type != "answer":
         raise _wrong_type("answer", body.desc.type)
-    seq = await service.send(sender, Signal.ANSWER, None, {"desc": body.desc.model_dump()})
+    seq = await service.mail.send(sender, Signal.ANSWER, None, {"desc": body.desc.model_dump()})
     return Accepted(seq=seq)
 
 
@@ -104,7 +106,7 @@ async def get_answer(
 ) -> AnswerResponse:
     host = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
     check_viewer_claim(host, role or "host", None)
-    taken = await service.take(host, ["answer"], clamp_wait(wait, service.settings.max_wait))
+    taken = await service.polls.take(host, ["answer"], clamp_wait(wait, service.settings.max_wait))
     answers = [{"viewerId": m["from"], "desc": m["desc"]} for m in taken]
     first = answers[0] if answers else None
     return AnswerResponse(
@@ -125,7 +127,7 @@ async def post_candidate(body: CandidatePost, service: SignalingDep, token: Toke
     check_viewer_claim(sender, body.role, body.viewer_id)
     to = body.viewer_id if sender.is_host else None
     payload = {"candidate": body.candidate.model_dump(exclude_none=True)}
-    seq = await service.send(sender, Signal.CANDIDATE, to, payload)
+    seq = await service.mail.send(sender, Signal.CANDIDATE, to, payload)
     return Accepted(seq=seq)
 
 
@@ -145,7 +147,9 @@ async def get_candidates(
 ) -> CandidatesResponse:
     caller = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
     check_viewer_claim(caller, role, viewer_id)
-    taken = await service.take(caller, ["candidate"], clamp_wait(wait, service.settings.max_wait))
+    taken = await service.polls.take(
+        caller, ["candidate"], clamp_wait(wait, service.settings.max_wait)
+    )
     candidates: list[dict[str, Any]] = []
     for message in taken:
         candidate = dict(message["candidate"])

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import STATUS, ErrorCode
 from ..protocol import ErrorResponse
-from ..service import Signaling
+from ..signaling import Signaling
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -29,7 +29,7 @@ from ..protocol import (
 )
 from ..ratelimit import Limit, client_ip_of
 from ..rooms import clamp_wait
-from ..service import parse_room_id
+from ..signaling import parse_room_id
 from .deps import SignalingDep, TokenDep, error_responses
 
 router = APIRouter(prefix="/api", tags=["rooms"])
@@ -131,7 +131,7 @@ async def set_access(
 ) -> dict[str, Any]:
     host = await service.authenticate(parse_room_id(room_id), token)
     clear = "passcode" in body.model_fields_set and body.passcode is None
-    await service.set_access(host, body.locked, body.passcode, clear)
+    await service.access.set_access(host, body.locked, body.passcode, clear)
     return await service.room_info(host.room_id, token)
 
 
@@ -197,7 +197,7 @@ async def get_messages(
 ) -> Messages:
     participant = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
     seconds = clamp_wait(wait, service.settings.max_wait)
-    messages = await service.receive(participant, after, after, seconds)
+    messages = await service.polls.receive(participant, after, after, seconds)
     last = messages[-1]["seq"] if messages else after
     return Messages(messages=messages, lastSeq=last)
 
@@ -213,7 +213,7 @@ async def post_message(
     room_id: str, body: SignalPost, service: SignalingDep, token: TokenDep
 ) -> Accepted:
     sender = await service.authenticate(parse_room_id(room_id), token)
-    seq = await service.send_addressed(sender, body.type, body.to, body.desc, body.candidate)
+    seq = await service.mail.send_addressed(sender, body.type, body.to, body.desc, body.candidate)
     return Accepted(seq=seq)
 
 
@@ -228,7 +228,7 @@ async def post_chat(
     room_id: str, body: ChatPost, service: SignalingDep, token: TokenDep
 ) -> Accepted:
     sender = await service.authenticate(parse_room_id(room_id), token)
-    await service.chat(sender, body.text, body.name)
+    await service.chat.post(sender, body.text, body.name)
     return Accepted()
 
 
@@ -240,7 +240,7 @@ async def post_chat(
 )
 async def get_chat(room_id: str, service: SignalingDep, token: TokenDep) -> ChatHistory:
     participant = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
-    return ChatHistory(messages=await service.chat_history(participant))
+    return ChatHistory(messages=await service.chat.history(participant))
 
 
 @router.post(

@@ -35,7 +35,7 @@ from ..protocol import (
 )
 from ..ratelimit import Limit, Network, RateLimits, client_ip_of
 from ..rooms import Event, Participant
-from ..service import Signaling, parse_room_id
+from ..signaling import Signaling, parse_room_id
 from ..tasks import stop_task
 
 logger = logging.getLogger("peerscreen.socket")
@@ -204,13 +204,13 @@ class Connection:
 
     async def _dispatch(self, message: Any) -> None:
         if isinstance(message, WsSignal):
-            await self.service.send_addressed(
+            await self.service.mail.send_addressed(
                 self.participant, message.type, message.to, message.desc, message.candidate
             )
             if message.id is not None:
                 await self.send({"type": "accepted", "id": message.id})
         elif isinstance(message, WsChat):
-            await self.service.chat(self.participant, message.text, message.name)
+            await self.service.chat.post(self.participant, message.text, message.name)
             if message.id is not None:
                 await self.send({"type": "accepted", "id": message.id})
         elif isinstance(message, AckMessage):

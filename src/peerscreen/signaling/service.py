@@ -1,0 +1,209 @@
+"""Rooms and their participants: create, join, leave, end, and the room's status."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .. import ids
+from ..config import Settings
+from ..errors import ErrorCode, PeerscreenError, forbidden, room_ended, unauthorized
+from ..errors import room_not_found as room_not_found_error
+from ..metrics import Metrics
+from ..presence import PresenceTracker
+from ..ratelimit import RateLimits
+from ..rooms import (
+    ENDED_RETENTION,
+    HOST_ID,
+    Event,
+    Participant,
+    Presence,
+    Role,
+    display_name,
+    presence_at,
+    room_full,
+)
+from ..store import AddViewerResult, Message, RoomRecord, Store, ViewerRecord
+from .access import Access, room_locked
+from .chat import Chat
+from .longpoll import LongPoll
+from .mail import Mail
+
+logger = logging.getLogger("peerscreen.service")
+
+
+class Signaling:
+    """Rooms and participants; the parts that act on them are attributes:
+    :attr:`access`, :attr:`mail`, :attr:`polls` and :attr:`chat`."""
+
+    def __init__(
+        self, settings: Settings, store: Store, rate_limits: RateLimits | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.rate_limits = rate_limits
+        self.metrics = Metrics()
+        self.presence = PresenceTracker(settings, store, self._participant_gone)
+        self.access = Access(settings, store, rate_limits)
+        self.mail = Mail(settings, store, self.metrics, self.presence)
+        self.polls = LongPoll(settings, store, self.presence)
+        self.chat = Chat(settings, store, self.mail, self.metrics, self.presence, rate_limits)
+
+    async def start(self) -> None:
+        await self.presence.start()
+
+    async def stop(self) -> None:
+        await self.presence.stop()
+
+    async def authenticate(
+        self, room_id: str, token: str | None, *, allow_ended: bool = False
+    ) -> Participant:
+        """See :meth:`Access.authenticate`."""
+        return await self.access.authenticate(room_id, token, allow_ended=allow_ended)
+
+    async def load_room(self, room_id: str, *, allow_ended: bool = False) -> RoomRecord:
+        return await self.access.load_room(room_id, allow_ended=allow_ended)
+
+    async def create_room(self, passcode: str | None = None) -> tuple[RoomRecord, str]:
+        """A new room and its host token; viewers need ``passcode`` if one is given."""
+        token = f"{HOST_ID}.{ids.new_token()}"
+        for _ in range(5):
+            room = RoomRecord(
+                room_id=ids.new_room_id(),
+                host_token_hash=ids.hash_token(token),
+                created_at=time.time(),
+                max_viewers=self.settings.max_viewers,
+            )
+            if await self.store.create_room(room, self.settings.room_ttl):
+                break
+        else:  # 64 random bits colliding five times means the generator is broken
+            raise RuntimeError("could not allocate a free room id")
+        if passcode:
+            room = await self.access.set_passcode(room, passcode)
+        host = Participant(room.room_id, HOST_ID, Role.HOST)
+        await self.presence.seen(host, force=True)
+        self.metrics.rooms_created.inc()
+        logger.info("room %s: created", room.room_id)
+        return room, token
+
+    async def join(
+        self,
+        room_id: str,
+        passcode: str | None = None,
+        client: str = "unknown",
+        name: str | None = None,
+    ) -> tuple[ViewerRecord, str]:
+        """Add a viewer to the room; its record and token. The host is told.
+
+        ``client`` is the caller's address: wrong passcodes are counted against it.
+        """
+        room = await self.load_room(room_id)
+        await self.access.admit(room, passcode, client)
+        viewer_id = ids.new_viewer_id()
+        token = f"{viewer_id}.{ids.new_token()}"
+        viewer = ViewerRecord(viewer_id, ids.hash_token(token), time.time())
+        result = await self.store.add_viewer(
+            room_id, viewer, room.max_viewers, self.settings.room_ttl
+        )
+        if result is AddViewerResult.NO_ROOM:
+            raise room_not_found_error()
+        if result is AddViewerResult.ENDED:
+            raise room_ended()
+        if result is AddViewerResult.FULL:
+            raise room_full(room.max_viewers)
+        if result is AddViewerResult.LOCKED:
+            raise room_locked()
+        participant = Participant(room_id, viewer_id, Role.VIEWER)
+        await self.presence.seen(participant, force=True)
+        joined: Message = {"type": Event.VIEWER_JOINED, "viewerId": viewer_id}
+        if name:
+            joined["name"] = display_name(name, participant)
+        await self.mail.notify(room_id, HOST_ID, joined)
+        self.metrics.viewers_joined.inc()
+        logger.info("room %s: viewer %s joined", room_id, viewer_id)
+        return viewer, token
+
+    async def end_room(self, room_id: str, reason: str) -> bool:
+        """End the room and tell everyone in it; False if it had already ended."""
+        if not await self.store.end_room(room_id, reason, ENDED_RETENTION):
+            return False
+        self.metrics.rooms_ended.labels(reason).inc()
+        logger.info("room %s: ended (%s)", room_id, reason)
+        message = {"type": Event.ROOM_ENDED, "reason": reason}
+        viewers = await self.store.get_viewers(room_id)
+        for participant_id in [HOST_ID, *viewers]:
+            await self.mail.notify(room_id, participant_id, message, ttl=ENDED_RETENTION)
+        self.presence.room_ended(room_id)
+        return True
+
+    async def remove_viewer(self, actor: Participant, viewer_id: str, reason: str) -> None:
+        """A viewer leaves, or the host removes it. The host is told."""
+        if not actor.is_host and actor.participant_id != viewer_id:
+            raise forbidden("A viewer can remove only itself; the host can remove anyone.")
+        if not await self.store.remove_viewer(actor.room_id, viewer_id):
+            raise PeerscreenError(ErrorCode.VIEWER_NOT_FOUND, f"Viewer {viewer_id} is not here.")
+        await self._viewer_gone(actor.room_id, viewer_id, reason)
+
+    async def _viewer_gone(self, room_id: str, viewer_id: str, reason: str) -> None:
+        self.presence.forget((room_id, viewer_id))
+        logger.info("room %s: viewer %s left (%s)", room_id, viewer_id, reason)
+        await self.mail.notify(
+            room_id, HOST_ID, {"type": Event.VIEWER_LEFT, "viewerId": viewer_id, "reason": reason}
+        )
+
+    async def room_info(self, room_id: str, token: str | None) -> dict[str, Any]:
+        """What the original design's diagnostics reported, and each viewer's presence
+        when the host asks."""
+        room = await self.load_room(room_id, allow_ended=True)
+        viewers = await self.store.get_viewers(room_id)
+        seen = await self.store.last_seen(room_id)
+        now = time.time()
+        host_presence = self._presence_of(seen.get(HOST_ID), now)
+        info: dict[str, Any] = {
+            "roomId": room_id,
+            "exists": True,
+            "ended": room.ended,
+            "hostPresence": host_presence.value,
+            "hostPresent": host_presence is Presence.CONNECTED,
+            "viewerCount": len(viewers),
+            "maxViewers": room.max_viewers,
+            "full": len(viewers) >= room.max_viewers,
+            "locked": room.locked,
+            "passcodeRequired": room.passcode_hash is not None,
+            "expiresAt": now + self.settings.room_ttl,
+            "viewers": None,
+        }
+        if token and token.partition(".")[0] == HOST_ID:
+            if not ids.token_matches(token, room.host_token_hash):
+                raise unauthorized("Invalid token for this room.")
+            info["viewers"] = [
+                {
+                    "viewerId": v.viewer_id,
+                    "presence": self._presence_of(seen.get(v.viewer_id), now).value,
+                    "joinedAt": v.joined_at,
+                }
+                for v in sorted(viewers.values(), key=lambda v: v.joined_at)
+            ]
+        return info
+
+    def _presence_of(self, last_seen: float | None, now: float) -> Presence:
+        return presence_at(
+            last_seen, now, self.settings.heartbeat_timeout, self.settings.grace_period
+        )
+
+    # --- presence ------------------------------------------------------------------------
+
+    async def seen(self, participant: Participant, *, force: bool = False) -> None:
+        """The participant is here now (see :mod:`peerscreen.presence`)."""
+        await self.presence.seen(participant, force=force)
+
+    def went_away(self, participant: Participant) -> None:
+        self.presence.went_away(participant)
+
+    async def _participant_gone(self, room_id: str, participant_id: str) -> None:
+        """Gone past the grace period: a host ends its room, a viewer leaves it."""
+        if participant_id == HOST_ID:
+            await self.end_room(room_id, "host-left")
+        elif await self.store.remove_viewer(room_id, participant_id):
+            await self._viewer_gone(room_id, participant_id, "timeout")
