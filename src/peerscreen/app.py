@@ -22,7 +22,8 @@ from .api import classic, rooms, socket
 from .api.deps import error_responses
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
-from .ice import ice_servers, relay_configured
+from .ice import check_ice_servers as check_ice_servers_for
+from .ice import relay_configured
 from .metrics import CONTENT_TYPE
 from .protocol import MAX_BODY_BYTES
 from .ratelimit import Limit, RateLimited, RateLimits, client_ip_of, parse_networks
@@ -297,8 +298,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         responses=error_responses(),
     )
     async def check_ice_servers() -> dict[str, Any]:
-        # Short-lived on purpose: enough to test an allocation, not to relay a session.
-        return ice_servers(settings.model_copy(update={"turn_ttl": 60}), "check", "check")
+        return check_ice_servers_for(settings)
 
     @app.get("/r/{room_code}", include_in_schema=False)
     async def room_page(room_code: str) -> FileResponse:

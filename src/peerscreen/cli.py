@@ -7,7 +7,6 @@ the environment variables and their help never drift apart.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from . import __version__
 from .config import Settings
+from .logs import configure as configure_logging
 
 
 def _env_names(name: str) -> str:
@@ -93,9 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     level = settings.log_level.lower()
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(level)
     turn = None
     if settings.turn:
         from .turn import LocalTurn, TurnNotInstalled
@@ -131,6 +129,7 @@ def run(settings: Settings, level: str) -> None:
         host=settings.host,
         port=settings.port,
         log_level=level,
+        log_config=None,  # logging is set up by configure_logging: redacted, one format
         # Query strings carry no tokens, but request lines still say nothing worth
         # logging per call at info level; errors are logged by the app.
         access_log=level == "debug",

@@ -47,6 +47,35 @@ class Settings(BaseSettings):
     max_pending_messages: int = Field(
         1000, ge=10, description="Undelivered messages one participant may hold."
     )
+    max_pending_bytes: int = Field(
+        512 * 1024,
+        ge=64 * 1024,
+        description="Bytes of undelivered signaling one participant may hold; one sender "
+        "may fill at most a quarter of it.",
+    )
+    max_room_pending_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=128 * 1024,
+        description="Bytes of undelivered signaling all the mailboxes of one room may hold.",
+    )
+    rate_signal: str = Field(
+        "600/minute",
+        description="Offers, answers and candidates one participant may send, over any transport.",
+    )
+    max_connections_per_client: int = Field(
+        100,
+        ge=1,
+        description="Open connections (HTTP, long-poll and WebSocket together) one client "
+        "address may hold; trusted proxies are exempt, their clients are counted instead.",
+    )
+    header_timeout: float = Field(
+        5.0, gt=0, le=60, description="A request's head must arrive within this time."
+    )
+    public_url: str | None = Field(
+        None,
+        description="The address viewers reach the server by (https://share.example.org): "
+        "used for every link and QR code; unset: the request's validated Host header.",
+    )
     offer_timeout: float = Field(
         60.0, gt=0, description="A viewer waits this long for the host's offer, then gives up."
     )
@@ -77,6 +106,11 @@ class Settings(BaseSettings):
         "49160-49200",
         pattern=r"^\d{1,5}-\d{1,5}$",
         description="Relay port range of the local coturn (--turn).",
+    )
+    turn_allow_private_peers: bool = Field(
+        False,
+        description="Let the local coturn (--turn) relay to loopback, private and "
+        "link-local addresses (tests on one machine); off: it relays to public ones only.",
     )
     relay_only: bool = Field(
         False, description="Force every connection through TURN (iceTransportPolicy relay)."
@@ -115,7 +149,23 @@ class Settings(BaseSettings):
             raise ValueError("grace_period must be longer than heartbeat_interval")
         return self
 
-    @field_validator("rate_rooms", "rate_api", "rate_chat", "rate_passcode")
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        from .links import valid_host
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not valid_host(parts.netloc):
+            raise ValueError(f"not an http(s) address such as https://share.example.org: {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError("the public URL takes no query or fragment")
+        return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+    @field_validator("rate_rooms", "rate_api", "rate_chat", "rate_passcode", "rate_signal")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from limits import parse

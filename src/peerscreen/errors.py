@@ -91,6 +91,10 @@ def from_validation(errors: Sequence[Any], what: str) -> PeerscreenError:
     types = {e.get("type") for e in errors}
     if "json_invalid" in types:
         return PeerscreenError(ErrorCode.INVALID_REQUEST, f"{what} is not valid JSON.")
+    if "finite_number" in types:
+        return PeerscreenError(
+            ErrorCode.INVALID_REQUEST, "Numbers must be finite: NaN and infinities are refused."
+        )
     parts = []
     for e in errors[:3]:
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")

@@ -66,3 +66,31 @@ def ice_servers(
         "relayAvailable": relay_configured(settings),
         "expiresAt": expires_at,
     }
+
+
+CHECK_TTL = 60
+"""Seconds the check page's credentials last: enough to test an allocation, not to relay
+a session."""
+
+
+def check_ice_servers(settings: Settings, now: float | None = None) -> dict[str, Any]:
+    """ICE servers for the connectivity check page, which anyone may open.
+
+    Only short-lived credentials derived from a shared secret are handed out here; static
+    credentials never are, so with them the relay is listed as not checkable.
+    """
+    if settings.turn_secret is not None:
+        config = ice_servers(
+            settings.model_copy(update={"turn_ttl": CHECK_TTL}), "check", "check", now
+        )
+        config["relayCheckable"] = config["relayAvailable"]
+        return config
+    config = ice_servers(
+        settings.model_copy(update={"turn_urls": "", "turn_username": None, "turn_password": None}),
+        "check",
+        "check",
+        now,
+    )
+    config["relayAvailable"] = relay_configured(settings)
+    config["relayCheckable"] = False
+    return config

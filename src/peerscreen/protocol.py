@@ -98,7 +98,8 @@ class WsSignal(_Strict):
 
 
 ChatText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
+"""A display name; blank means the default ("Host", "Viewer 7k2m")."""
 
 
 class ChatPost(_Strict):
@@ -116,7 +117,7 @@ class WsChat(ChatPost):
 class ConnectionReport(_Strict):
     """What a viewer's page measured about its connection, for /metrics."""
 
-    setupMs: Annotated[float, Field(ge=0, le=600_000)] = Field(
+    setupMs: Annotated[float, Field(ge=0, le=600_000, allow_inf_nan=False)] = Field(
         description="From joining to the first rendered frame."
     )
     path: Literal["direct", "relay"] = Field(description="Whether media went through TURN.")

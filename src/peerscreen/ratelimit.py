@@ -123,11 +123,11 @@ def client_address(peer: str | None, forwarded_for: str | None, proxies: Iterabl
     trusted = list(proxies)
     if peer is None:
         return "unknown"
-    if not forwarded_for or not _is_trusted(peer, trusted):
+    if not forwarded_for or not is_trusted(peer, trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
+        if not is_trusted(hop, trusted):
             return hop
     return hops[0] if hops else peer
 
@@ -142,7 +142,8 @@ def client_ip_of(scope: Scope, proxies: list[Network]) -> str:
     return client_address(peer[0] if peer else None, forwarded, proxies)
 
 
-def _is_trusted(address: str, trusted: list[Network]) -> bool:
+def is_trusted(address: str, trusted: list[Network]) -> bool:
+    """Is ``address`` in one of the ``trusted`` networks (False for a non-address)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

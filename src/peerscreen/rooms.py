@@ -7,6 +7,9 @@ rules can be tested without a server or a store, and every transport applies the
 from __future__ import annotations
 
 import logging
+import math
+import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -168,28 +171,55 @@ def presence_at(last_seen: float | None, now: float, live_window: float, grace: 
 CHAT_HISTORY = 200
 """Chat messages a room keeps for those who join late."""
 
-_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))
+# Characters that cannot be shown, or change how the text around them is shown: C0 and
+# C1 controls (but tab and newline), format characters such as bidi overrides and
+# zero-width spaces (but the joiner emoji sequences need), surrogates, private use, and
+# line and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+_KEPT = frozenset({"\t", "\n", "\u200d"})
+_HOST_WORD = re.compile(r"\bhost\b")
+
+
+def visible(text: str) -> str:
+    """``text`` without the characters that cannot be shown (see above)."""
+    return "".join(
+        c for c in text if c in _KEPT or unicodedata.category(c) not in _HIDDEN_CATEGORIES
+    )
 
 
 def chat_text(text: str) -> str:
-    """Chat text as it is kept and shown: control characters other than tab and newline
-    dropped (the page renders it as text, so markup needs no escaping here)."""
-    return text.translate(_CONTROL)
+    """Chat text as it is kept and shown, or a 422 when nothing visible is left (the page
+    renders it as text, so markup needs no escaping here)."""
+    cleaned = visible(text).strip()
+    if not cleaned:
+        raise PeerscreenError(
+            ErrorCode.VALIDATION_ERROR, "text: The message has no visible characters."
+        )
+    return cleaned
 
 
 def display_name(name: str | None, participant: Participant) -> str:
-    """The name shown with a message: the one chosen, else the role."""
-    cleaned = " ".join((name or "").translate(_CONTROL).split())
-    if cleaned:
-        return cleaned
-    return "Host" if participant.is_host else f"Viewer {participant.participant_id[1:5]}"
+    """The name shown with a message: the one chosen, else the role.
+
+    A viewer may not pass for the host: names that say "host" are the host's alone.
+    """
+    cleaned = " ".join(visible(name or "").split())
+    if not cleaned:
+        return "Host" if participant.is_host else f"Viewer {participant.participant_id[1:5]}"
+    if not participant.is_host and _HOST_WORD.search(
+        unicodedata.normalize("NFKC", cleaned).casefold()
+    ):
+        raise PeerscreenError(
+            ErrorCode.VALIDATION_ERROR, "name: Only the host's name may say 'host'."
+        )
+    return cleaned
 
 
 def clamp_wait(wait: float | None, max_wait: float) -> float:
     """Long-poll wait in seconds; the client asked for ``wait``."""
     if wait is None:
         return 0.0
-    if wait < 0 or wait > max_wait:
+    if not math.isfinite(wait) or wait < 0 or wait > max_wait:
         raise PeerscreenError(
             ErrorCode.INVALID_REQUEST, f"wait must be between 0 and {max_wait:g} seconds."
         )

@@ -25,6 +25,7 @@ PERMISSIONS_POLICY = (
     "display-capture=(self), fullscreen=(self), picture-in-picture=(self), "
     "camera=(), microphone=(), geolocation=()"
 )
+HSTS = "max-age=31536000"
 # The interactive API reference loads its viewer from a CDN, with inline script.
 _DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
 
@@ -40,6 +41,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         strict = scope["path"] not in _DOCS_PATHS
+        https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -48,6 +50,9 @@ class SecurityHeaders:
                 # Room links are secrets of a kind: never pass them on as a referrer.
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+                if https:
+                    # Once a browser has seen the page over https, never again over http.
+                    headers.setdefault("Strict-Transport-Security", HSTS)
                 if strict:
                     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
                     headers.setdefault("X-Frame-Options", "DENY")

@@ -233,3 +233,5 @@ def test_serves_https_with_a_certificate(start_server: object, tmp_path: Path) -
     with httpx.Client(verify=context) as client:
         response = client.get(f"{server.base_url}/healthz")
     assert response.json() == {"status": "ok", "store": "memory"}
+    # Once seen over https, browsers must never fall back to http.
+    assert response.headers["strict-transport-security"] == "max-age=31536000"

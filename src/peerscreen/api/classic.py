@@ -35,7 +35,11 @@ RoomIdQuery = Annotated[str, Query(alias="roomId", max_length=64)]
 RoleQuery = Annotated[Literal["host", "viewer"] | None, Query()]
 ViewerIdQuery = Annotated[str | None, Query(alias="viewerId", max_length=32)]
 WaitQuery = Annotated[
-    float | None, Query(description="Long-poll: hold up to this many seconds (at most 30).")
+    float | None,
+    Query(
+        allow_inf_nan=False,
+        description="Long-poll: hold up to this many seconds (at most 30).",
+    ),
 ]
 
 

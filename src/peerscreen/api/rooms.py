@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from ..errors import forbidden, unauthorized
 from ..ice import ice_servers
+from ..links import room_url
 from ..protocol import (
     Accepted,
     ChatHistory,
@@ -36,7 +37,10 @@ router = APIRouter(prefix="/api", tags=["rooms"])
 
 WaitQuery = Annotated[
     float | None,
-    Query(description="Long-poll: hold the request up to this many seconds (at most 30)."),
+    Query(
+        allow_inf_nan=False,
+        description="Long-poll: hold the request up to this many seconds (at most 30).",
+    ),
 ]
 
 
@@ -50,21 +54,23 @@ WaitQuery = Annotated[
 async def create_room(
     request: Request, service: SignalingDep, token: TokenDep, body: RoomOptions | None = None
 ) -> RoomCreated:
-    await request.app.state.rate_limits.hit(
-        Limit.ROOMS, client_ip_of(request.scope, request.app.state.trusted_proxies)
-    )
+    # The secret first: calls without it must not use up anyone's room quota.
     secret = service.settings.auth_secret
     if secret is not None:
         expected = secret.get_secret_value().encode()
         if token is None or not hmac.compare_digest(token.encode(), expected):
             raise unauthorized("Creating a room needs the server's AUTH_SECRET as bearer token.")
+    url = _room_url(request, "")  # a bad Host header fails before a room is made
+    await request.app.state.rate_limits.hit(
+        Limit.ROOMS, client_ip_of(request.scope, request.app.state.trusted_proxies)
+    )
     room, host_token = await service.create_room(body.passcode if body else None)
     return RoomCreated(
         roomId=room.room_id,
         hostToken=host_token,
         expiresAt=room.created_at + service.settings.room_ttl,
         maxViewers=room.max_viewers,
-        url=room_url(request, room.room_id),
+        url=url + room.room_id,
     )
 
 
@@ -91,7 +97,7 @@ async def room_qr(room_id: str, request: Request, service: SignalingDep) -> Resp
     canonical = parse_room_id(room_id)
     await service.load_room(canonical)
     buffer = io.BytesIO()
-    segno.make(room_url(request, canonical), error="m").save(
+    segno.make(_room_url(request, canonical), error="m").save(
         buffer, kind="svg", scale=6, border=2, dark="#1d2330", xmldecl=False
     )
     return Response(
@@ -99,9 +105,9 @@ async def room_qr(room_id: str, request: Request, service: SignalingDep) -> Resp
     )
 
 
-def room_url(request: Request, room_id: str) -> str:
-    """The link viewers open, on the address the host reached the server by."""
-    return f"{request.base_url}r/{room_id}"
+def _room_url(request: Request, room_id: str) -> str:
+    state = request.app.state
+    return room_url(request.scope, state.settings, state.trusted_proxies, room_id)
 
 
 @router.delete(

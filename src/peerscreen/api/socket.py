@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from starlette.types import Receive, Scope, Send
 
 from ..errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
@@ -198,7 +197,12 @@ class Connection:
             message = client_message_adapter.validate_json(text)
             await self._dispatch(message)
         except ValidationError as exc:
-            await self._send_error(text, from_validation(exc.errors(), "Message"))
+            errors = exc.errors()
+            if any("recursion limit" in str(e.get("msg")) for e in errors):
+                # No signaling message nests more than a few levels: this is an attack
+                # on the parser, not a mistake to explain.
+                raise _Closing(CLOSE_BAD_MESSAGE, "Message nested too deeply.") from None
+            await self._send_error(text, from_validation(errors, "Message"))
         except PeerscreenError as exc:
             await self._send_error(text, exc)
 
@@ -246,7 +250,9 @@ def _message_id(text: str) -> Any:
     if len(text) > MAX_BODY_BYTES:
         return None
     try:
-        data = json.loads(text)
+        # pydantic-core's parser, unlike json's, refuses deep nesting with a ValueError
+        # rather than a RecursionError.
+        data = from_json(text)
     except ValueError:
         return None
     if isinstance(data, dict) and isinstance(data.get("id"), str | int):

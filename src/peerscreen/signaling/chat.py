@@ -33,14 +33,15 @@ class Chat:
 
     async def post(self, sender: Participant, text: str, name: str | None) -> Message:
         """Send a chat message to everyone in the room (the sender too) and keep it."""
+        text, name = chat_text(text), display_name(name, sender)
         if self.rate_limits is not None:
             await self.rate_limits.hit(Limit.CHAT, sender.room_id, sender.participant_id)
         message: Message = {
             "type": Event.CHAT.value,
             "id": ids.new_token()[:12],
             "from": sender.participant_id,
-            "name": display_name(name, sender),
-            "text": chat_text(text),
+            "name": name,
+            "text": text,
             "at": round(time.time(), 3),
         }
         room_id = sender.room_id

@@ -42,6 +42,13 @@ export function attachChat(client, selfId, report) {
     const who = document.createElement("span");
     who.className = "who";
     who.textContent = message.name;
+    if (message.from === "host") {
+      // Marked by who sent it, not by the name: no viewer can pass for the host.
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = "host";
+      who.append(" ", badge);
+    }
     const text = document.createElement("span");
     text.className = "text";
     text.textContent = message.text; // text, never markup

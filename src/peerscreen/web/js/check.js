@@ -85,6 +85,12 @@ async function main() {
       "No relay is configured",
       "Viewers behind strict NAT or firewalls will not connect: ask the server's admin to set up TURN (coturn).",
     );
+  } else if (!ice.relayCheckable) {
+    conclude(
+      "relay-unchecked",
+      "A relay is configured, but this page cannot test it",
+      "The relay uses fixed credentials, which are never handed to this page. Viewers get them when they join a room.",
+    );
   } else if (!types.has("relay")) {
     conclude(
       "relay-broken",

@@ -1,0 +1,231 @@
+"""A client that means harm, on real servers: what it sends is refused cleanly, what it
+asks for reveals no secret, and nothing it does reaches a 500, a traceback or a leak."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+import websockets
+
+from ..support.clients import create_room, join_room
+from ..support.processes import ServerProcess
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code, response.text
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "infinity"])
+async def test_nan_and_infinities_are_refused_with_400(http: httpx.AsyncClient, value: str) -> None:
+    room = await create_room(http)
+    auth = {"Authorization": f"Bearer {room['hostToken']}"}
+    messages = await http.get(
+        f"/api/rooms/{room['roomId']}/messages", params={"wait": value}, headers=auth
+    )
+    assert_error(messages, 400, "invalid_request")
+    classic = await http.get(
+        "/api/candidate", params={"roomId": room["roomId"], "wait": value}, headers=auth
+    )
+    assert_error(classic, 400, "invalid_request")
+    # Non-standard JSON numbers in a body: the same answer.
+    number = "NaN" if value.lower() == "nan" else "Infinity"
+    report = await http.post(
+        f"/api/rooms/{room['roomId']}/report",
+        content=f'{{"setupMs": {number}, "path": "direct"}}',
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert_error(report, 400, "invalid_request")
+    assert "finite" in report.json()["error"]["message"]
+
+
+async def test_deeply_nested_json_is_refused_on_every_transport(
+    memory_server: ServerProcess, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    auth = {"Authorization": f"Bearer {room['hostToken']}"}
+    deep = "[" * 100_000 + "]" * 100_000
+    over_http = await http.post(
+        f"/api/rooms/{room['roomId']}/messages",
+        content=deep,
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert_error(over_http, 400, "invalid_request")
+    url = f"{memory_server.ws_url}/api/rooms/{room['roomId']}/ws"
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": room["hostToken"]}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
+        await ws.send(deep)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:  # pings may come first
+                await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    # 4400, not 1000 (which would mean the host left the room).
+    assert closed.value.rcvd.code == 4400
+    # The room is still there and the host can come back.
+    status = await http.get(f"/api/rooms/{room['roomId']}")
+    assert status.json()["ended"] is False
+    assert "Traceback" not in memory_server.log()
+
+
+async def test_links_come_from_validated_host_names_only(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(trusted_proxies="10.9.0.0/16")
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        room = await create_room(http)
+        qr = f"/api/rooms/{room['roomId']}/qr.svg"
+        assert_error(await http.get(qr, headers={"Host": "a" * 3000}), 400, "invalid_request")
+        assert_error(
+            await http.get(qr, headers={"Host": "evil.example/<script>"}), 400, "invalid_request"
+        )
+        assert_error(await http.post("/api/rooms", headers={"Host": "x y"}), 400, "invalid_request")
+        assert (await http.get(qr, headers={"Host": "share.example.org:8443"})).status_code == 200
+        made = await http.post("/api/rooms", headers={"Host": "share.example.org:8443"})
+        assert made.json()["url"] == f"http://share.example.org:8443/r/{made.json()['roomId']}"
+        # Forwarded host and scheme count only from a trusted proxy; this client is not one.
+        forwarded = await http.post(
+            "/api/rooms", headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+        )
+        assert forwarded.json()["url"].startswith(server.base_url + "/r/")
+    assert "Traceback" not in server.log()
+
+
+async def test_public_url_is_used_for_every_link(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(public_url="https://share.example.org/screens/")
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        made = await http.post("/api/rooms", headers={"Host": "whatever.example"})
+        room_id = made.json()["roomId"]
+        assert made.json()["url"] == f"https://share.example.org/screens/r/{room_id}"
+        # Even a Host header no link could be made of does not matter then.
+        qr = await http.get(f"/api/rooms/{room_id}/qr.svg", headers={"Host": "a" * 3000})
+        assert qr.status_code == 200
+
+
+async def test_check_page_never_gets_static_turn_credentials(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(
+        turn_urls="turn:127.0.0.1:3478?transport=udp",
+        turn_username="static-user",
+        turn_password="static-password-never-shown",
+    )
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        check = await http.get("/api/check/ice-servers")
+        assert check.status_code == 200
+        assert "static-password-never-shown" not in check.text
+        assert "static-user" not in check.text
+        assert check.json()["relayAvailable"] is True
+        assert check.json()["relayCheckable"] is False
+        # Participants of a room still get the relay's credentials.
+        room = await create_room(http)
+        mine = await http.get(
+            f"/api/rooms/{room['roomId']}/ice-servers",
+            headers={"Authorization": f"Bearer {room['hostToken']}"},
+        )
+        assert "static-password-never-shown" in mine.text
+
+
+async def test_check_page_gets_one_minute_credentials_from_a_shared_secret(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(turn_urls="turn:127.0.0.1:3478", turn_secret="shared-secret-value")
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        check = (await http.get("/api/check/ice-servers")).json()
+    assert check["relayCheckable"] is True
+    turn = check["iceServers"][-1]
+    expiry = int(turn["username"].split(":")[0])
+    assert expiry - check["expiresAt"] == 0 and "shared-secret-value" not in json.dumps(check)
+
+
+async def test_wrong_auth_secret_does_not_use_up_the_room_quota(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(auth_secret="the-secret", rate_rooms="2/minute")
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        for _ in range(5):
+            wrong = await http.post("/api/rooms", headers={"Authorization": "Bearer nope"})
+            assert_error(wrong, 401, "unauthorized")
+        right = {"Authorization": "Bearer the-secret"}
+        assert (await http.post("/api/rooms", headers=right)).status_code == 201
+        assert (await http.post("/api/rooms", headers=right)).status_code == 201
+        assert_error(await http.post("/api/rooms", headers=right), 429, "rate_limited")
+
+
+_TOKEN_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+async def test_logs_hold_no_token_material_and_no_room_code_at_debug_level(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(log_level="debug")
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        room = await create_room(http)
+        room_id = room["roomId"]
+        viewer = await join_room(http, room_id)
+        host_auth = {"Authorization": f"Bearer {room['hostToken']}"}
+        # The room code typed as people do, in a path and in a query.
+        compact = room_id.replace("-", "").upper()
+        await http.get(f"/api/rooms/{compact}", headers=host_auth)
+        await http.get("/api/diagnostics", params={"roomId": compact})
+        await http.get(f"/r/{room_id}")
+        url = f"{server.ws_url}/api/rooms/{room_id}/ws"
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "hello", "token": viewer["viewerToken"]}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
+            await ws.send(json.dumps({"type": "chat", "text": "hello", "id": 1}))
+            await asyncio.wait_for(ws.recv(), 10)
+        await http.delete(f"/api/rooms/{room_id}", headers=host_auth)
+    log = server.log()
+    assert "socket open" in log and "GET /r/" in log, "the debug log is not being written"
+    for secret in (room["hostToken"], viewer["viewerToken"]):
+        material = secret.partition(".")[2]
+        for start in range(0, len(material) - 8):
+            assert material[start : start + 8] not in log, "token material in the log"
+    for form in (room_id, compact, compact.lower(), room_id.upper()):
+        assert form not in log, f"room code {form} in the log"
+    assert "room#" in log
+
+
+async def test_chat_strips_what_cannot_be_shown_and_keeps_the_host_unmistakable(
+    http: httpx.AsyncClient,
+) -> None:
+    room = await create_room(http)
+    viewer = await join_room(http, room["roomId"])
+    chat = f"/api/rooms/{room['roomId']}/chat"
+    as_viewer = {"Authorization": f"Bearer {viewer['viewerToken']}"}
+    as_host = {"Authorization": f"Bearer {room['hostToken']}"}
+    for text in ("\x01\x02\x7f", "\u202e\u200b\u2066", "\x85\x9b", "  \u200b  "):
+        refused = await http.post(chat, json={"text": text}, headers=as_viewer)
+        assert_error(refused, 422, "validation_error")
+    kept = await http.post(
+        chat,
+        json={"text": "abc\u202edef\u200b\x9b ok 👨\u200d👩\u200d👧", "name": "Ann\u202e"},
+        headers=as_viewer,
+    )
+    assert kept.status_code == 202, kept.text
+    for name in ("Host", "host", "HOST", "\uff28\uff4f\uff53\uff54", "The host", "Ann (host)"):
+        posing = await http.post(chat, json={"text": "hi", "name": name}, headers=as_viewer)
+        assert_error(posing, 422, "validation_error")
+    assert (
+        await http.post(chat, json={"text": "hi", "name": "Hostel"}, headers=as_viewer)
+    ).status_code == 202
+    # A blank name is the default name, for the host and for viewers.
+    assert (
+        await http.post(chat, json={"text": "x", "name": ""}, headers=as_host)
+    ).status_code == 202
+    assert (
+        await http.post(chat, json={"text": "y", "name": " "}, headers=as_viewer)
+    ).status_code == 202
+    history = (await http.get(chat, headers=as_host)).json()["messages"]
+    assert history[0]["text"] == "abcdef ok 👨\u200d👩\u200d👧"
+    assert history[0]["name"] == "Ann"
+    assert history[-2]["name"] == "Host" and history[-2]["from"] == "host"
+    assert history[-1]["name"] == f"Viewer {viewer['viewerId'][1:5]}"
