@@ -182,6 +182,8 @@ def main() -> int:
             "100000/hour",
             "--rate-api",
             "1000000/hour",
+            "--max-connections-per-client",
+            "100000",
         ],
     )
     base = f"http://127.0.0.1:{port}"

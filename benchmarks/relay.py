@@ -200,6 +200,10 @@ class Peerscreen(Target):
             "1000000/hour",
             "--rate-api",
             "10000000/hour",
+            "--rate-signal",
+            "10000000/minute",
+            "--max-connections-per-client",
+            "1000000",
             *self.extra_flags,
         ]
 

@@ -26,7 +26,15 @@ from .ice import check_ice_servers as check_ice_servers_for
 from .ice import relay_configured
 from .metrics import CONTENT_TYPE
 from .protocol import MAX_BODY_BYTES
-from .ratelimit import Limit, RateLimited, RateLimits, client_ip_of, parse_networks
+from .ratelimit import (
+    Limit,
+    Network,
+    RateLimited,
+    RateLimits,
+    client_ip_of,
+    is_trusted,
+    parse_networks,
+)
 from .signaling import Signaling
 from .store import create_store
 from .web_security import SecurityHeaders
@@ -142,18 +150,68 @@ def _replay(chunks: list[bytes], final: Message | None, receive: Receive) -> Rec
 
 class PeerscreenApp:
     """The ASGI entry point: HTTP goes to the FastAPI application, WebSockets straight to
-    the socket endpoint (see :mod:`peerscreen.api.socket` for why)."""
+    the socket endpoint (see :mod:`peerscreen.api.socket` for why).
+
+    Connections are capped per client address by the HTTP server
+    (:mod:`peerscreen.http_server`), except those from trusted proxies, which carry many
+    clients: for them the cap applies here, to each client's requests and sockets in
+    progress, by the address the proxy names.
+    """
 
     def __init__(self, api: FastAPI) -> None:
         self.api = api
+        self.proxies: list[Network] = api.state.trusted_proxies
+        self.per_client: int = api.state.settings.max_connections_per_client
+        self._held: dict[str, int] = {}
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if self.proxies and scope["type"] in ("http", "websocket"):
+            peer = scope.get("client")
+            if peer is not None and is_trusted(peer[0], self.proxies):
+                return self._counted(scope, receive, send)
+        return self._route(scope, receive, send)
+
+    def _route(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Returns the handler's coroutine rather than awaiting it: one stack frame less
         # for each of thousands of idle sockets.
         if scope["type"] == "websocket":
             sockets: socket.Sockets = self.api.state.sockets
             return sockets(scope, receive, send)
         return self.api(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = client_ip_of(scope, self.proxies)
+        held = self._held.get(client, 0)
+        if held >= self.per_client:
+            error = PeerscreenError(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                f"Too many open connections from your address (at most {self.per_client}). "
+                "Close some, then try again.",
+            )
+            if scope["type"] == "websocket":
+                if (await receive())["type"] == "websocket.connect":
+                    await send({"type": "websocket.accept"})
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": error.close_code,
+                            "reason": "Too many connections",
+                        }
+                    )
+                return
+            response = error_response(error)
+            response.headers["Retry-After"] = "5"
+            await response(scope, receive, send)
+            return
+        self._held[client] = held + 1
+        try:
+            await self._route(scope, receive, send)
+        finally:
+            left = self._held[client] - 1
+            if left:
+                self._held[client] = left
+            else:
+                del self._held[client]
 
 
 def create_app(settings: Settings | None = None) -> PeerscreenApp:

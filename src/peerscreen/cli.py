@@ -7,6 +7,7 @@ the environment variables and their help never drift apart.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import SecretStr, ValidationError
 from . import __version__
 from .config import Settings
 from .logs import configure as configure_logging
+from .protocol import MAX_BODY_BYTES
 
 
 def _env_names(name: str) -> str:
@@ -123,9 +125,15 @@ def run(settings: Settings, level: str) -> None:
     import uvicorn
 
     from .app import create_app
+    from .http_server import protocols, raise_file_limit
+    from .ratelimit import parse_networks
 
+    files = raise_file_limit()
+    logging.getLogger("peerscreen").info("open-file limit: %d", files)
+    http_protocol, ws_protocol = protocols(settings, parse_networks(settings.trusted_proxies))
     uvicorn.run(
         create_app(settings),
+        http=http_protocol,
         host=settings.host,
         port=settings.port,
         log_level=level,
@@ -133,13 +141,14 @@ def run(settings: Settings, level: str) -> None:
         # Query strings carry no tokens, but request lines still say nothing worth
         # logging per call at info level; errors are logged by the app.
         access_log=level == "debug",
-        ws_max_size=2 * 1024 * 1024,
+        # One message at most: a client cannot make the server buffer more per socket.
+        ws_max_size=MAX_BODY_BYTES,
         # Signaling messages are small and short-lived: compressing them costs more CPU
         # than it saves bytes, and each connection's zlib state costs tens of kilobytes.
         ws_per_message_deflate=False,
         # The server pings at the application level (a message the page can see and
         # answer); protocol pings would only double the timers per connection.
-        ws="websockets-sansio",
+        ws=ws_protocol,
         ws_ping_interval=None,
         # Forwarded headers are trusted only from configured proxies, by the app itself.
         proxy_headers=False,

@@ -229,3 +229,155 @@ async def test_chat_strips_what_cannot_be_shown_and_keeps_the_host_unmistakable(
     assert history[0]["name"] == "Ann"
     assert history[-2]["name"] == "Host" and history[-2]["from"] == "host"
     assert history[-1]["name"] == f"Viewer {viewer['viewerId'][1:5]}"
+
+
+# --- connections, heads and slow clients ----------------------------------------------
+
+
+async def exchange(port: int, data: bytes, timeout: float = 10, source: str = "127.0.0.1") -> bytes:
+    """Send raw bytes, read until the server closes (or the deadline); what it sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(data)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(timeout):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+async def hold(port: int, data: bytes, source: str = "127.0.0.1") -> asyncio.StreamWriter:
+    """Open a connection, send ``data`` and keep it open without reading."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(data)
+    await writer.drain()
+    return writer
+
+
+def status_of(response: bytes) -> int:
+    assert response.startswith(b"HTTP/1.1 "), response[:100]
+    return int(response[9:12])
+
+
+async def test_oversized_request_heads_get_431(memory_server: ServerProcess) -> None:
+    port = memory_server.port
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    one_long_line = start + b"X-Long: " + b"a" * 20_000 + b"\r\n\r\n"
+    many_lines = start + b"".join(b"X-%d: a\r\n" % i for i in range(150)) + b"\r\n"
+    large_in_all = start + b"".join(b"X-%d: %s\r\n" % (i, b"b" * 10_000) for i in range(8))
+    # A head that never ends: refused once it passes the limit, not buffered for ever.
+    endless = start + b"X-Endless: " + b"c" * 200_000
+    for head in (one_long_line, many_lines, large_in_all, endless):
+        response = await exchange(port, head)
+        assert status_of(response) == 431, response[:200]
+        assert b'"headers_too_large"' in response
+    # Browsers' heads are nowhere near: still served.
+    normal = start + b"".join(b"X-%d: %s\r\n" % (i, b"d" * 200) for i in range(40))
+    assert status_of(await exchange(port, normal + b"Connection: close\r\n\r\n")) == 200
+
+
+async def test_slow_request_heads_are_closed_in_time(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(header_timeout=1)
+    started = asyncio.get_running_loop().time()
+    slow = await exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", timeout=5)
+    assert status_of(slow) == 408 and b'"request_timeout"' in slow
+    silent = await exchange(server.port, b"", timeout=5)
+    assert status_of(silent) == 408
+    assert asyncio.get_running_loop().time() - started < 5
+    # A long-poll outlasts the head deadline: only the head is timed.
+    room = await create_room_at(server.base_url)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        polled = await http.get(
+            f"/api/rooms/{room['roomId']}/messages",
+            params={"wait": 2},
+            headers={"Authorization": f"Bearer {room['hostToken']}"},
+        )
+    assert polled.status_code == 200
+
+
+async def create_room_at(base_url: str, **headers: str) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        room: dict[str, str] = await create_room(http, **headers)
+        return room
+
+
+async def test_one_address_holds_at_most_its_share_of_connections(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """Default settings: 100 connections per address. An attacker that opens 300 (held
+    long-polls, sockets, unfinished heads) gets 100; others are served all the while."""
+    psutil = pytest.importorskip("psutil")
+    server = start_server()
+    assert server.process is not None
+    fds_before = psutil.Process(server.process.pid).num_fds()
+    rooms = [await create_room_at(server.base_url) for _ in range(5)]
+    held: list[asyncio.StreamWriter] = []
+    for n in range(300):
+        room = rooms[n % len(rooms)]
+        kind = n % 3
+        if kind == 0:  # a long-poll
+            request = (
+                f"GET /api/rooms/{room['roomId']}/messages?wait=30 HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {room['hostToken']}\r\n\r\n"
+            ).encode()
+        elif kind == 1:  # a WebSocket handshake
+            request = (
+                f"GET /api/rooms/{room['roomId']}/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        else:  # a head that is still coming
+            request = b"GET / HTTP/1.1\r\nHost: x\r\n"
+        writer = await hold(server.port, request)
+        held.append(writer)
+    try:
+        answer = await exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 5)
+        assert status_of(answer) == 429 and b'"too_many_connections"' in answer
+        # Another address is served: health, a new room, a join.
+        transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx.AsyncClient(base_url=server.base_url, transport=transport) as other:
+            assert (await other.get("/healthz")).status_code == 200
+            fresh = (await other.post("/api/rooms")).json()
+            assert (await other.post(f"/api/rooms/{fresh['roomId']}/viewers")).status_code == 201
+        # Refused connections linger a second at most (to deliver their 429), then close.
+        deadline = asyncio.get_running_loop().time() + 10
+        while (extra := psutil.Process(server.process.pid).num_fds() - fds_before) >= 120:
+            assert asyncio.get_running_loop().time() < deadline, f"{extra} descriptors held"
+            await asyncio.sleep(0.1)
+    finally:
+        for writer in held:
+            writer.close()
+    # Closed connections give their places back.
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        response = await exchange(
+            server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5
+        )
+        if status_of(response) == 200:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "places were not given back"
+        await asyncio.sleep(0.1)
+    assert "Traceback" not in server.log()
+
+
+async def test_clients_behind_a_trusted_proxy_are_capped_by_their_own_address(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(trusted_proxies="127.0.0.1/32", max_connections_per_client=3)
+    room = await create_room_at(server.base_url)
+    poll = (
+        f"GET /api/rooms/{room['roomId']}/messages?wait=30 HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {room['hostToken']}\r\nX-Forwarded-For: 203.0.113.9\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    held = [await hold(server.port, poll) for _ in range(3)]
+    try:
+        over = await exchange(server.port, poll, timeout=5)
+        assert status_of(over) == 429 and b'"too_many_connections"' in over
+        other = poll.replace(b"203.0.113.9", b"203.0.113.10").replace(b"wait=30", b"wait=0")
+        assert status_of(await exchange(server.port, other, timeout=5)) == 200
+    finally:
+        for writer in held:
+            writer.close()

@@ -1,0 +1,261 @@
+"""The HTTP server underneath: uvicorn's protocols with the bounds a public server needs.
+
+uvicorn parses request heads without a size limit, a count limit or a deadline, and lets
+one address open as many connections as it likes: a client could hold memory with a head
+that never ends, or every file descriptor with connections that never finish a request.
+These subclasses of uvicorn's httptools and WebSocket protocols add:
+
+- a deadline for each request head (``header_timeout``): 408, then the connection closes;
+- limits on the head: 16 KB a header line, 64 KB in all, 100 header lines: 431;
+- at most ``max_connections_per_client`` open connections per client address, HTTP and
+  WebSocket together (connections from trusted proxies are not counted here: the
+  application counts their clients instead): 429, then the connection closes;
+- no WebSocket frame log, whose hello frames would carry tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from .config import Settings
+from .errors import ErrorCode, PeerscreenError
+from .ratelimit import Network, is_trusted
+
+logger = logging.getLogger("peerscreen.http")
+
+MAX_HEADER_LINE = 16 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 100
+LINGER = 1.0
+"""Seconds a refused connection stays open to drain what the client was still sending."""
+
+_FRAME_LOGGER = logging.getLogger("peerscreen.wsframes")
+_FRAME_LOGGER.setLevel(logging.INFO)
+
+
+class ConnectionGate:
+    """Counts open connections per client address and refuses those over the cap."""
+
+    def __init__(self, per_client: int, exempt: list[Network]) -> None:
+        self.per_client = per_client
+        self.exempt = exempt
+        self._open: dict[str, int] = {}
+        self._holders: dict[int, str] = {}  # id(transport) -> address counted for it
+
+    def admit(self, transport_id: int, address: str | None) -> bool:
+        """Count a new connection; False (and not counted) when its address is at the cap."""
+        if address is None or is_trusted(address, self.exempt):
+            return True
+        held = self._open.get(address, 0)
+        if held >= self.per_client:
+            return False
+        self._open[address] = held + 1
+        self._holders[transport_id] = address
+        return True
+
+    def release(self, transport_id: int) -> None:
+        """The connection closed (whichever protocol held it last); safe to call twice."""
+        address = self._holders.pop(transport_id, None)
+        if address is None:
+            return
+        left = self._open[address] - 1
+        if left:
+            self._open[address] = left
+        else:
+            del self._open[address]
+
+    def held_by(self, address: str) -> int:
+        return self._open.get(address, 0)
+
+
+def _error_bytes(status: int, error: PeerscreenError, extra: bytes = b"") -> bytes:
+    body = json.dumps(error.to_json()).encode()
+    return b"".join(
+        [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            extra,
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
+
+
+class _HeadRefused(Exception):
+    pass
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with admission, a head deadline and head limits."""
+
+    gate: ClassVar[ConnectionGate]
+    header_timeout: ClassVar[float]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._header_lines = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refusal: bytes | None = None
+        self._done = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        address = self.client[0] if self.client else None
+        if not self.gate.admit(id(transport), address):
+            message = (
+                f"Too many open connections from your address (at most "
+                f"{self.gate.per_client}). Close some, then try again."
+            )
+            self._refuse(
+                429,
+                PeerscreenError(ErrorCode.TOO_MANY_CONNECTIONS, message),
+                b"retry-after: 5\r\n",
+            )
+            return
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gate.release(id(self.transport))
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_too_slow)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self._done:
+            message = f"The request head did not arrive within {self.header_timeout:g} seconds."
+            self._refuse(408, PeerscreenError(ErrorCode.REQUEST_TIMEOUT, message))
+
+    def _refuse(self, status: int, error: PeerscreenError, extra: bytes = b"") -> None:
+        self._done = True
+        self._stop_head_timer()
+        self._answer_and_close(_error_bytes(status, error, extra))
+
+    def _answer_and_close(self, response: bytes) -> None:
+        """Send the refusal, then read and drop what the client still sends for a moment
+        before closing: closing with unread data resets the connection, and the client
+        would lose the answer that says what went wrong."""
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(response)
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(LINGER, transport.close)
+        else:
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._done:
+            return
+        if self._in_head:
+            self._start_head_timer()
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES + 4:  # the blank line ending the head
+                self._refuse(431, _head_too_large(f"more than {MAX_HEAD_BYTES // 1024} KB"))
+                return
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        # A limit that a parser callback enforced surfaces as a parser error.
+        if self._refusal is not None:
+            self._done = True
+            self._answer_and_close(self._refusal)
+            return
+        super().send_400_response(msg)
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._header_lines = 0
+        super().on_message_begin()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_lines += 1
+        if self._header_lines > MAX_HEADERS:
+            self._refusal = _error_bytes(431, _head_too_large(f"more than {MAX_HEADERS} lines"))
+            raise _HeadRefused
+        if len(name) + len(value) > MAX_HEADER_LINE:
+            line = f"a line over {MAX_HEADER_LINE // 1024} KB"
+            self._refusal = _error_bytes(431, _head_too_large(line))
+            raise _HeadRefused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # The next request's head is counted from its first byte (see data_received).
+        self._in_head = True
+
+
+def _head_too_large(what: str) -> PeerscreenError:
+    return PeerscreenError(ErrorCode.HEADERS_TOO_LARGE, f"Request headers too large: {what}.")
+
+
+class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, releasing the connection's place at the gate and
+    logging no frames."""
+
+    gate: ClassVar[ConnectionGate]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.logger = _FRAME_LOGGER
+        self.conn.debug = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gate.release(id(self.transport))
+        super().connection_lost(exc)
+
+
+def protocols(
+    settings: Settings, proxies: list[Network]
+) -> tuple[type[GuardedHttpProtocol], type[GuardedWebSocketProtocol]]:
+    """The HTTP and WebSocket protocol classes for uvicorn, sharing one gate."""
+    gate = ConnectionGate(settings.max_connections_per_client, proxies)
+    http = type(
+        "PeerscreenHttpProtocol",
+        (GuardedHttpProtocol,),
+        {"gate": gate, "header_timeout": settings.header_timeout},
+    )
+    ws = type("PeerscreenWebSocketProtocol", (GuardedWebSocketProtocol,), {"gate": gate})
+    return http, ws
+
+
+def raise_file_limit() -> int:
+    """Raise the soft limit on open files to the hard one; the new soft limit.
+
+    Each connection is a file descriptor: the default soft limit (often 1,024) would let
+    a few hundred held connections starve the server of descriptors for everything else.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("could not raise the open-file limit from %d: %s", soft, exc)
+            return soft
+    return target
