@@ -164,6 +164,12 @@ class PeerscreenApp:
         self.per_client: int = api.state.settings.max_connections_per_client
         self._held: dict[str, int] = {}
 
+    def begin_shutdown(self) -> None:
+        """The server is stopping: waiting long-polls return now."""
+        signaling: Signaling | None = getattr(self.api.state, "signaling", None)
+        if signaling is not None:
+            signaling.polls.drain()
+
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if self.proxies and scope["type"] in ("http", "websocket"):
             peer = scope.get("client")

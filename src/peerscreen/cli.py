@@ -125,14 +125,15 @@ def run(settings: Settings, level: str) -> None:
     import uvicorn
 
     from .app import create_app
-    from .http_server import protocols, raise_file_limit
+    from .http_server import DrainingServer, protocols, raise_file_limit
     from .ratelimit import parse_networks
 
     files = raise_file_limit()
     logging.getLogger("peerscreen").info("open-file limit: %d", files)
     http_protocol, ws_protocol = protocols(settings, parse_networks(settings.trusted_proxies))
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         http=http_protocol,
         host=settings.host,
         port=settings.port,
@@ -155,7 +156,11 @@ def run(settings: Settings, level: str) -> None:
         interface="asgi3",  # PeerscreenApp returns coroutines rather than being one
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
+        # Long-polls return at once when stopping (see DrainingServer); this is the
+        # backstop for any other request still running.
+        timeout_graceful_shutdown=5,
     )
+    DrainingServer(config, on_stop=app.begin_shutdown).run()
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ import asyncio
 import json
 import logging
 import resource
+import socket
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -259,3 +262,16 @@ def raise_file_limit() -> int:
             logger.warning("could not raise the open-file limit from %d: %s", soft, exc)
             return soft
     return target
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the application before it stops: long-polls then return
+    at once instead of holding the exit for up to their full ``wait``."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_stop = on_stop
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.on_stop()
+        await super().shutdown(sockets)

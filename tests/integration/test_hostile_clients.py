@@ -381,3 +381,54 @@ async def test_clients_behind_a_trusted_proxy_are_capped_by_their_own_address(
     finally:
         for writer in held:
             writer.close()
+
+
+# --- faults -------------------------------------------------------------------------------
+
+
+async def test_a_removed_viewers_long_poll_ends_at_once_with_403(
+    http: httpx.AsyncClient,
+) -> None:
+    room = await create_room(http)
+    viewer = await join_room(http, room["roomId"])
+    as_viewer = {"Authorization": f"Bearer {viewer['viewerToken']}"}
+    loop = asyncio.get_running_loop()
+    poll = asyncio.create_task(
+        http.get(f"/api/rooms/{room['roomId']}/messages", params={"wait": 30}, headers=as_viewer)
+    )
+    await asyncio.sleep(0.5)  # the long-poll is waiting (nothing else would answer it)
+    assert not poll.done()
+    started = loop.time()
+    removed = await http.delete(
+        f"/api/rooms/{room['roomId']}/viewers/{viewer['viewerId']}",
+        headers={"Authorization": f"Bearer {room['hostToken']}"},
+    )
+    assert removed.status_code == 200
+    response = await asyncio.wait_for(poll, 5)
+    assert loop.time() - started < 2
+    assert_error(response, 403, "forbidden")
+
+
+async def test_stopping_the_server_ends_long_polls_at_once(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server()
+    room = await create_room_at(server.base_url)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=40) as http:
+        poll = asyncio.create_task(
+            http.get(
+                f"/api/rooms/{room['roomId']}/messages",
+                params={"wait": 30},
+                headers={"Authorization": f"Bearer {room['hostToken']}"},
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not poll.done() and server.process is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        server.process.terminate()
+        response = await asyncio.wait_for(poll, 10)
+        assert response.status_code == 200 and response.json()["messages"] == []
+        code = await loop.run_in_executor(None, server.process.wait, 10)
+        assert loop.time() - started < 4, "the server took its time to stop"
+        assert code in (0, -15)  # uvicorn ends by re-raising the signal it caught

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from ..config import Settings
-from ..errors import forbidden
+from ..errors import forbidden, room_not_found
 from ..presence import PresenceTracker
 from ..rooms import Participant, Signal
 from ..store import Message, Store
@@ -23,6 +23,12 @@ class LongPoll:
         self.settings = settings
         self.store = store
         self.presence = presence
+        self.draining = False
+
+    def drain(self) -> None:
+        """The server is stopping: every waiting reader returns what it has, now."""
+        self.draining = True
+        self.store.notifier.wake_all()
 
     async def receive(
         self, participant: Participant, after: int, acked: int, wait: float
@@ -93,9 +99,21 @@ class LongPoll:
             while True:
                 found = await read()
                 remaining = deadline - time.monotonic()
-                if found or remaining <= 0:
+                if found or remaining <= 0 or self.draining:
                     return found
                 # Waking at least once per heartbeat keeps a long-polling participant
                 # marked present.
-                await listener.wait(min(remaining, self.settings.heartbeat_interval))
+                woken = await listener.wait(min(remaining, self.settings.heartbeat_interval))
+                if woken and not self.draining:
+                    # Woken with nothing to read: the viewer may have been removed, or
+                    # the room lost.
+                    await self._still_here(participant)
                 await self.presence.seen(participant)
+
+    async def _still_here(self, participant: Participant) -> None:
+        if await self.store.get_room(participant.room_id) is None:
+            raise room_not_found()
+        if not participant.is_host and not await self.store.has_viewer(
+            participant.room_id, participant.participant_id
+        ):
+            raise forbidden("You are no longer in this room (you left or were removed).")
