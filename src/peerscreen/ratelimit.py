@@ -15,7 +15,10 @@ from enum import StrEnum
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import (
+    MovingWindowRateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 from starlette.types import Scope
 
 from .config import Settings
@@ -27,6 +30,7 @@ class Limit(StrEnum):
     API = "api"
     CHAT = "chat"
     PASSCODE = "passcode"
+    SIGNAL = "signal"
 
 
 _WHAT = {
@@ -34,6 +38,7 @@ _WHAT = {
     Limit.API: "Too many requests from your address",
     Limit.CHAT: "You are sending chat messages too fast",
     Limit.PASSCODE: "Too many wrong passcodes",
+    Limit.SIGNAL: "You are sending signaling messages too fast",
 }
 
 
@@ -72,11 +77,15 @@ class RateLimits:
     def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         self._storage = storage or storage_for(settings)
         self._limiter = MovingWindowRateLimiter(self._storage)
+        # Counted per participant, so there are many: two counters a key rather than a
+        # timestamp per call, smooth enough for a budget of hundreds a minute.
+        self._counter = SlidingWindowCounterRateLimiter(self._storage)
         self._items: dict[Limit, RateLimitItem] = {
             Limit.ROOMS: parse(settings.rate_rooms),
             Limit.API: parse(settings.rate_api),
             Limit.CHAT: parse(settings.rate_chat),
             Limit.PASSCODE: parse(settings.rate_passcode),
+            Limit.SIGNAL: parse(settings.rate_signal),
         }
 
     async def check(self, limit: Limit, *keys: str) -> None:
@@ -89,7 +98,7 @@ class RateLimits:
 
     async def _count(self, limit: Limit, keys: tuple[str, ...], count: bool) -> None:
         item = self._items[limit]
-        limiter = self._limiter
+        limiter = self._counter if limit is Limit.SIGNAL else self._limiter
         try:
             if count:
                 allowed = await limiter.hit(item, limit.value, *keys)

@@ -171,6 +171,9 @@ def presence_at(last_seen: float | None, now: float, live_window: float, grace: 
 CHAT_HISTORY = 200
 """Chat messages a room keeps for those who join late."""
 
+CHAT_HISTORY_BYTES = 64 * 1024
+"""Bytes of chat a room keeps at most (JSON text): long messages leave fewer kept."""
+
 # Characters that cannot be shown, or change how the text around them is shown: C0 and
 # C1 controls (but tab and newline), format characters such as bidi overrides and
 # zero-width spaces (but the joiner emoji sequences need), surrogates, private use, and

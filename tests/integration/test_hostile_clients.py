@@ -432,3 +432,128 @@ async def test_stopping_the_server_ends_long_polls_at_once(
         code = await loop.run_in_executor(None, server.process.wait, 10)
         assert loop.time() - started < 4, "the server took its time to stop"
         assert code in (0, -15)  # uvicorn ends by re-raising the signal it caught
+
+
+# --- memory a client can make the server hold ------------------------------------------
+
+
+def rss_of(server: ServerProcess) -> int:
+    psutil = pytest.importorskip("psutil")
+    assert server.process is not None
+    rss: int = psutil.Process(server.process.pid).memory_info().rss
+    return rss
+
+
+async def test_a_flood_of_large_offers_is_refused_without_growing_the_server(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """3,000 offers of 65 KB from one host socket (default limits): the server keeps one
+    mailbox share of them and answers the rest with documented errors."""
+    server = start_server(rate_signal="600/minute")
+    room = await create_room_at(server.base_url)
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        viewer = await join_room(http, room["roomId"])
+    before = rss_of(server)
+    sdp = "v=0\r\n" + "a=x-padding:" + "p" * 65_000
+    offer = {"type": "offer", "to": viewer["viewerId"], "desc": {"type": "offer", "sdp": sdp}}
+    codes: dict[str, int] = {}
+    url = f"{server.ws_url}/api/rooms/{room['roomId']}/ws"
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": room["hostToken"]}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
+
+        async def flood() -> None:
+            for n in range(3000):
+                await ws.send(json.dumps({**offer, "id": n}))
+
+        sender = asyncio.create_task(flood())
+        replies = 0
+        async with asyncio.timeout(120):
+            while replies < 3000:
+                reply = json.loads(await ws.recv())
+                if reply.get("id") is None:
+                    continue  # pings, mail
+                replies += 1
+                code = reply["code"] if reply["type"] == "error" else reply["type"]
+                codes[code] = codes.get(code, 0) + 1
+        await sender
+    grown = rss_of(server) - before
+    # Accepted: what fits in the viewer's mailbox (its share for one sender); then the
+    # mailbox refuses; past 600 a minute, the rate limit does.
+    assert 1 <= codes.get("accepted", 0) <= 4, codes
+    assert codes.get("mailbox_full", 0) > 100 and codes.get("rate_limited", 0) >= 2000, codes
+    assert set(codes) <= {"accepted", "mailbox_full", "rate_limited"}, codes
+    assert grown < 40 * 1024 * 1024, f"the server grew by {grown / 1e6:.0f} MB"
+    # The room still works: the viewer reads its offer.
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        mail = await http.get(
+            f"/api/rooms/{room['roomId']}/messages",
+            headers={"Authorization": f"Bearer {viewer['viewerToken']}"},
+        )
+    assert mail.json()["messages"][0]["type"] == "offer"
+
+
+async def test_one_sender_cannot_fill_a_mailbox_for_everyone_else(
+    http: httpx.AsyncClient, memory_server: ServerProcess
+) -> None:
+    """While the host is away, one viewer posts 1,000 candidates: the next viewer's
+    arrival still reaches the host, and its answer is accepted."""
+    room = await create_room(http)
+    noisy = await join_room(http, room["roomId"])
+    path = f"/api/rooms/{room['roomId']}/messages"
+    as_noisy = {"Authorization": f"Bearer {noisy['viewerToken']}"}
+    statuses: dict[int, int] = {}
+    for n in range(1000):
+        body = {
+            "type": "candidate",
+            "candidate": {"candidate": f"candidate:{n} 1 udp 1 x 1 typ host"},
+        }
+        status = (await http.post(path, json=body, headers=as_noisy)).status_code
+        statuses[status] = statuses.get(status, 0) + 1
+    # A quarter of the host's mailbox at most; then the mailbox, then the rate limit
+    # (600 a minute) refuse.
+    assert statuses.get(202, 0) <= 250, statuses
+    assert statuses.get(409, 0) + statuses.get(429, 0) >= 750, statuses
+    second = await join_room(http, room["roomId"])
+    answer = {"type": "answer", "desc": {"type": "answer", "sdp": "v=0\r\n"}}
+    accepted = await http.post(
+        path, json=answer, headers={"Authorization": f"Bearer {second['viewerToken']}"}
+    )
+    assert accepted.status_code == 202, accepted.text
+    mail = await http.get(path, headers={"Authorization": f"Bearer {room['hostToken']}"})
+    kinds = [(m["type"], m.get("viewerId") or m.get("from")) for m in mail.json()["messages"]]
+    assert ("viewer-joined", second["viewerId"]) in kinds
+    assert ("answer", second["viewerId"]) in kinds
+
+
+async def test_signaling_rate_limit_holds_on_every_transport(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(rate_signal="5/minute")
+    room = await create_room_at(server.base_url)
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        viewer = await join_room(http, room["roomId"])
+        path = f"/api/rooms/{room['roomId']}/messages"
+        auth = {"Authorization": f"Bearer {viewer['viewerToken']}"}
+        body = {"type": "candidate", "candidate": {"candidate": ""}}
+        for _ in range(3):
+            assert (await http.post(path, json=body, headers=auth)).status_code == 202
+        classic = {"roomId": room["roomId"], "candidate": {"candidate": ""}}
+        for _ in range(2):
+            assert (
+                await http.post("/api/candidate", json=classic, headers=auth)
+            ).status_code == 200
+        over = await http.post(path, json=body, headers=auth)
+        assert_error(over, 429, "rate_limited")
+        assert int(over.headers["Retry-After"]) >= 1
+        assert_error(
+            await http.post("/api/candidate", json=classic, headers=auth), 429, "rate_limited"
+        )
+    url = f"{server.ws_url}/api/rooms/{room['roomId']}/ws"
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": viewer["viewerToken"]}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
+        await ws.send(json.dumps({**body, "id": "c1"}))
+        while (reply := json.loads(await asyncio.wait_for(ws.recv(), 10))).get("id") != "c1":
+            pass
+    assert reply["type"] == "error" and reply["code"] == "rate_limited"

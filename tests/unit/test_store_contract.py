@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from peerscreen.store import AddViewerResult, RoomRecord, Store, ViewerRecord
+from peerscreen.store import (
+    AddViewerResult,
+    MailBudget,
+    Refusal,
+    RoomRecord,
+    Store,
+    ViewerRecord,
+)
 from peerscreen.store.base import ROOM_OFFER
 from peerscreen.store.memory import MemoryStore
 from peerscreen.store.redis import RedisStore
@@ -16,6 +23,13 @@ from peerscreen.store.redis import RedisStore
 from ..support.processes import RedisServer
 
 TTL = 60.0
+ROOMY = MailBudget(
+    messages=100, bytes=1 << 20, sender_messages=100, sender_bytes=1 << 20, room_bytes=1 << 22
+)
+
+
+def budget(messages: int) -> MailBudget:
+    return MailBudget(messages, 1 << 20, messages, 1 << 20, 1 << 22)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -109,7 +123,7 @@ async def test_removing_a_viewer_succeeds_once_and_wakes_its_reader(store: Store
     await store.create_room(record, TTL)
     v = viewer(1)
     await store.add_viewer(record.room_id, v, 5, TTL)
-    await store.append(record.room_id, v.viewer_id, {"type": "offer"}, TTL, 100)
+    await store.append(record.room_id, v.viewer_id, {"type": "offer"}, TTL, ROOMY)
     with store.listen(record.room_id, v.viewer_id) as listener:
         assert await store.remove_viewer(record.room_id, v.viewer_id)
         assert await listener.wait(2)
@@ -122,7 +136,7 @@ async def test_mailbox_numbers_messages_and_keeps_unacknowledged_ones(store: Sto
     rid = room().room_id
     await store.create_room(room(), TTL)
     seqs = [
-        await store.append(rid, "host", {"type": "candidate", "n": n}, TTL, 100) for n in range(5)
+        await store.append(rid, "host", {"type": "candidate", "n": n}, TTL, ROOMY) for n in range(5)
     ]
     assert seqs == [1, 2, 3, 4, 5]
     assert [m["n"] for m in await store.read(rid, "host", 0, 0)] == [0, 1, 2, 3, 4]
@@ -131,14 +145,14 @@ async def test_mailbox_numbers_messages_and_keeps_unacknowledged_ones(store: Sto
     assert [m["seq"] for m in await store.read(rid, "host", 2, 2)] == [3, 4, 5]
     assert await store.read(rid, "host", 5, 5) == []
     assert await store.last_seq(rid, "host") == 5
-    assert await store.append(rid, "host", {"type": "answer"}, TTL, 100) == 6
+    assert await store.append(rid, "host", {"type": "answer"}, TTL, ROOMY) == 6
 
 
 async def test_take_removes_only_the_asked_types_in_order(store: Store) -> None:
     rid = room().room_id
     await store.create_room(room(), TTL)
     for kind in ["viewer-joined", "answer", "candidate", "answer", "candidate"]:
-        await store.append(rid, "host", {"type": kind}, TTL, 100)
+        await store.append(rid, "host", {"type": kind}, TTL, ROOMY)
     taken = await store.take(rid, "host", ["answer"])
     assert [(m["type"], m["seq"]) for m in taken] == [("answer", 2), ("answer", 4)]
     rest = await store.read(rid, "host", 0, 0)
@@ -149,18 +163,72 @@ async def test_take_removes_only_the_asked_types_in_order(store: Store) -> None:
 async def test_full_mailbox_refuses_more(store: Store) -> None:
     rid = room().room_id
     await store.create_room(room(), TTL)
+    three = budget(messages=3)
     for _ in range(3):
-        assert await store.append(rid, "host", {"type": "candidate"}, TTL, 3)
-    assert await store.append(rid, "host", {"type": "candidate"}, TTL, 3) is None
+        assert await store.append(rid, "host", {"type": "candidate"}, TTL, three)
+    assert await store.append(rid, "host", {"type": "candidate"}, TTL, three) is Refusal.MAILBOX
     await store.read(rid, "host", 3, 3)
-    assert await store.append(rid, "host", {"type": "candidate"}, TTL, 3) == 4
+    assert await store.append(rid, "host", {"type": "candidate"}, TTL, three) == 4
+
+
+def signal(sender: str, size: int) -> dict[str, str]:
+    """A candidate from ``sender`` whose stored JSON text is about ``size`` bytes."""
+    return {"type": "candidate", "from": sender, "pad": "x" * (size - 60)}
+
+
+async def test_mailboxes_are_bounded_in_bytes_per_sender_and_per_room(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    for n in range(1, 4):
+        await store.add_viewer(rid, viewer(n), 5, TTL)
+    a, b, c = viewer(1).viewer_id, viewer(2).viewer_id, viewer(3).viewer_id
+    limits = MailBudget(
+        messages=1000, bytes=9_500, sender_messages=250, sender_bytes=3_500, room_bytes=14_500
+    )
+    # One sender fills its share (a quarter or so) and no more...
+    accepted = 0
+    while isinstance(await store.append(rid, "host", signal(a, 1000), TTL, limits), int):
+        accepted += 1
+        assert accepted < 10
+    assert accepted == 3
+    assert await store.append(rid, "host", signal(a, 1000), TTL, limits) is Refusal.SENDER_SHARE
+    # ...so others still get through, until the mailbox itself is full.
+    for _ in range(3):
+        assert isinstance(await store.append(rid, "host", signal(b, 1000), TTL, limits), int)
+    for _ in range(3):
+        assert isinstance(await store.append(rid, "host", signal(c, 1000), TTL, limits), int)
+    assert await store.append(rid, "host", signal("vnewcomer00", 1000), TTL, limits) is (
+        Refusal.MAILBOX
+    )
+    # Server events are never refused, full mailbox or not.
+    seq = await store.append(rid, "host", {"type": "viewer-joined", "viewerId": a}, TTL, None)
+    assert isinstance(seq, int)
+    # The room's mailboxes together: 9 KB at the host and 3 KB at a leave 3 KB for b.
+    for _ in range(3):
+        assert isinstance(await store.append(rid, a, signal("host", 1000), TTL, limits), int)
+    room_full = [await store.append(rid, b, signal("host", 1000), TTL, limits) for _ in range(3)]
+    assert [isinstance(r, int) for r in room_full] == [True, True, False]
+    assert room_full[-1] is Refusal.ROOM
+    # Reading (acknowledging) gives the bytes back to the sender, the mailbox and the room.
+    await store.read(rid, "host", seq, seq)
+    for _ in range(3):
+        assert isinstance(await store.append(rid, "host", signal(a, 1000), TTL, limits), int)
+    assert isinstance(await store.append(rid, b, signal("host", 1000), TTL, limits), int)
+    # So do taking and a viewer's removal.
+    assert len(await store.take(rid, "host", ["candidate"])) == 3
+    assert await store.remove_viewer(rid, a)
+    for _ in range(3):
+        assert isinstance(await store.append(rid, c, signal("host", 1000), TTL, limits), int)
+    assert await store.append("zzzz-zzzzz-zzzz", "host", signal(a, 100), TTL, limits) is (
+        Refusal.NO_ROOM
+    )
 
 
 async def test_listeners_wake_for_their_own_mailbox_only(store: Store) -> None:
     rid = room().room_id
     await store.create_room(room(), TTL)
     with store.listen(rid, "host") as host, store.listen(rid, "vother00000") as other:
-        await store.append(rid, "host", {"type": "answer"}, TTL, 100)
+        await store.append(rid, "host", {"type": "answer"}, TTL, ROOMY)
         assert await host.wait(2)
         assert not await other.wait(0.2)
 
@@ -200,8 +268,8 @@ async def test_every_redis_key_expires(redis_server: RedisServer) -> None:
     rid = room().room_id
     await store.create_room(room(), TTL)
     await store.add_viewer(rid, viewer(1), 5, TTL)
-    await store.append(rid, "host", {"type": "answer"}, TTL, 100)
-    await store.append(rid, viewer(1).viewer_id, {"type": "offer"}, TTL, 100)
+    await store.append(rid, "host", {"type": "answer"}, TTL, ROOMY)
+    await store.append(rid, viewer(1).viewer_id, {"type": "offer"}, TTL, ROOMY)
     await store.put_room_offer(rid, {"type": "offer"}, TTL)
     await store.take_room_offer(rid, viewer(1).viewer_id)
     await store.mark_seen(rid, "host", time.time(), TTL)
@@ -226,7 +294,7 @@ async def test_redis_notifications_cross_processes(redis_server: RedisServer) ->
         rid = room().room_id
         await writer.create_room(room(), TTL)
         with reader.listen(rid, "host") as listener:
-            await writer.append(rid, "host", {"type": "answer"}, TTL, 100)
+            await writer.append(rid, "host", {"type": "answer"}, TTL, ROOMY)
             assert await listener.wait(2)
         assert [m["type"] for m in await reader.read(rid, "host", 0, 0)] == ["answer"]
     finally:
@@ -247,9 +315,16 @@ async def test_chat_history_keeps_the_last_messages(store: Store) -> None:
     record = room()
     await store.create_room(record, TTL)
     for n in range(5):
-        await store.add_chat(record.room_id, {"type": "chat", "text": f"m{n}"}, 3, TTL)
+        await store.add_chat(record.room_id, {"type": "chat", "text": f"m{n}"}, 3, 10_000, TTL)
     assert [m["text"] for m in await store.chat_history(record.room_id)] == ["m2", "m3", "m4"]
     assert await store.chat_history("nope-nopee-nope") == []
+    # Bounded in bytes too: long messages leave fewer kept, the newest always.
+    for n in range(4):
+        long = {"type": "chat", "text": f"{n}" * 1000}
+        await store.add_chat(record.room_id, long, 200, 2500, TTL)
+    assert [m["text"][0] for m in await store.chat_history(record.room_id)] == ["2", "3"]
+    await store.add_chat(record.room_id, {"type": "chat", "text": "z" * 5000}, 200, 2500, TTL)
+    assert [m["text"][0] for m in await store.chat_history(record.room_id)] == ["z"]
 
 
 async def test_locked_rooms_refuse_viewers_and_keep_their_passcode(store: Store) -> None:

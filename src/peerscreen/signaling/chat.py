@@ -9,7 +9,15 @@ from ..config import Settings
 from ..metrics import Metrics
 from ..presence import PresenceTracker
 from ..ratelimit import Limit, RateLimits
-from ..rooms import CHAT_HISTORY, HOST_ID, Event, Participant, chat_text, display_name
+from ..rooms import (
+    CHAT_HISTORY,
+    CHAT_HISTORY_BYTES,
+    HOST_ID,
+    Event,
+    Participant,
+    chat_text,
+    display_name,
+)
 from ..store import Message, Store
 from .mail import Mail
 
@@ -45,9 +53,11 @@ class Chat:
             "at": round(time.time(), 3),
         }
         room_id = sender.room_id
-        await self.store.add_chat(room_id, message, CHAT_HISTORY, self.settings.room_ttl)
+        await self.store.add_chat(
+            room_id, message, CHAT_HISTORY, CHAT_HISTORY_BYTES, self.settings.room_ttl
+        )
         for participant_id in [HOST_ID, *(await self.store.get_viewers(room_id))]:
-            await self.mail.notify(room_id, participant_id, message)
+            await self.mail.deliver_chat(room_id, participant_id, message)
         self.metrics.messages.labels("chat").inc()
         await self.presence.seen(sender)
         return message

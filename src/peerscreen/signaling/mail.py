@@ -6,12 +6,13 @@ import logging
 from typing import Any
 
 from ..config import Settings
-from ..errors import ErrorCode, PeerscreenError
+from ..errors import ErrorCode, PeerscreenError, room_not_found
 from ..metrics import Metrics
 from ..presence import PresenceTracker
 from ..protocol import IceCandidate, SessionDescription, signal_payload
+from ..ratelimit import Limit, RateLimits
 from ..rooms import Participant, Signal, require_addressee, route
-from ..store import Message, Store
+from ..store import MailBudget, Message, Refusal, Store
 from ..store.base import ROOM_OFFER
 
 logger = logging.getLogger("peerscreen.mail")
@@ -21,12 +22,19 @@ class Mail:
     """Routes signals between participants and delivers the server's own events."""
 
     def __init__(
-        self, settings: Settings, store: Store, metrics: Metrics, presence: PresenceTracker
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        presence: PresenceTracker,
+        rate_limits: RateLimits | None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
         self.presence = presence
+        self.rate_limits = rate_limits
+        self.budget = budget_for(settings)
 
     async def send(
         self, sender: Participant, signal: Signal, to: str | None, payload: dict[str, Any]
@@ -36,6 +44,8 @@ class Mail:
         ``None`` for the room offer of the single-viewer flow, which has no addressee.
         """
         room_id = sender.room_id
+        if self.rate_limits is not None:
+            await self.rate_limits.hit(Limit.SIGNAL, room_id, sender.participant_id)
         to_is_viewer = False
         if sender.is_host and to is not None:
             to_is_viewer = await self.store.has_viewer(room_id, to)
@@ -73,29 +83,60 @@ class Mail:
         return await self.send(sender, Signal(kind), to, payload)
 
     async def _append(self, room_id: str, recipient: str, message: Message) -> int:
-        seq = await self.store.append(
-            room_id, recipient, message, self.settings.room_ttl, self.settings.max_pending_messages
+        result = await self.store.append(
+            room_id, recipient, message, self.settings.room_ttl, self.budget
         )
-        if seq is None:
-            raise PeerscreenError(
-                ErrorCode.MAILBOX_FULL,
-                "The recipient has too many undelivered messages; it may be gone.",
-            )
-        return seq
+        if isinstance(result, Refusal):
+            raise _refused(result)
+        return result
 
     async def notify(
         self, room_id: str, recipient: str, message: Message, ttl: float | None = None
     ) -> None:
-        """Put a server event in a mailbox; a full mailbox drops it rather than failing
-        the call that caused it."""
-        seq = await self.store.append(
+        """Put a server event (``viewer-joined``, ``room-ended``...) in a mailbox. Events
+        are never refused: they are few, and a participant must not miss them."""
+        await self.store.append(
             room_id,
             recipient,
             message,
             ttl if ttl is not None else self.settings.room_ttl,
-            self.settings.max_pending_messages,
+            None,
         )
-        if seq is None:
-            logger.warning(
-                "room %s: mailbox of %s full, dropped %s", room_id, recipient, message["type"]
+
+    async def deliver_chat(self, room_id: str, recipient: str, message: Message) -> None:
+        """Put a chat message in a mailbox, within its budget; over it, the message is
+        dropped for that recipient (who still finds it in the room's chat history)."""
+        result = await self.store.append(
+            room_id, recipient, message, self.settings.room_ttl, self.budget
+        )
+        if isinstance(result, Refusal):
+            logger.debug(
+                "room %s: no room for chat in the mailbox of %s (%s)", room_id, recipient, result
             )
+
+
+def budget_for(settings: Settings) -> MailBudget:
+    """The mailbox budget the settings give: one sender may fill a quarter of a mailbox."""
+    return MailBudget(
+        messages=settings.max_pending_messages,
+        bytes=settings.max_pending_bytes,
+        sender_messages=max(1, settings.max_pending_messages // SENDER_SHARE),
+        sender_bytes=settings.max_pending_bytes // SENDER_SHARE,
+        room_bytes=settings.max_room_pending_bytes,
+    )
+
+
+SENDER_SHARE = 4
+"""One sender may hold at most 1/SENDER_SHARE of a recipient's mailbox."""
+
+
+def _refused(refusal: Refusal) -> PeerscreenError:
+    if refusal is Refusal.NO_ROOM:
+        return room_not_found()
+    message = {
+        Refusal.MAILBOX: "The recipient has too many undelivered messages; it may be gone.",
+        Refusal.SENDER_SHARE: "You have too many undelivered messages waiting for this "
+        "recipient; send more once it has read them.",
+        Refusal.ROOM: "This room has too many undelivered messages; some participants may be gone.",
+    }[refusal]
+    return PeerscreenError(ErrorCode.MAILBOX_FULL, message)

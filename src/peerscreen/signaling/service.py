@@ -46,7 +46,7 @@ class Signaling:
         self.metrics = Metrics()
         self.presence = PresenceTracker(settings, store, self._participant_gone)
         self.access = Access(settings, store, rate_limits)
-        self.mail = Mail(settings, store, self.metrics, self.presence)
+        self.mail = Mail(settings, store, self.metrics, self.presence, rate_limits)
         self.polls = LongPoll(settings, store, self.presence)
         self.chat = Chat(settings, store, self.mail, self.metrics, self.presence, rate_limits)
 

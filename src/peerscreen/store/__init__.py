@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .base import AddViewerResult, Listener, Message, RoomRecord, Store, ViewerRecord
+from .base import (
+    AddViewerResult,
+    Listener,
+    MailBudget,
+    Message,
+    Refusal,
+    RoomRecord,
+    Store,
+    ViewerRecord,
+)
 
 __all__ = [
     "AddViewerResult",
     "Listener",
+    "MailBudget",
     "Message",
+    "Refusal",
     "RoomRecord",
     "Store",
     "ViewerRecord",

@@ -49,6 +49,31 @@ class ViewerRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class MailBudget:
+    """What one more message must fit in: the recipient's mailbox, the sender's share of
+    it, and the room's mailboxes together. Sizes are of the stored JSON text.
+
+    Every stored message counts; only messages appended with a budget can be refused
+    (server events such as ``room-ended`` are appended with none, and never dropped).
+    """
+
+    messages: int
+    bytes: int
+    sender_messages: int
+    sender_bytes: int
+    room_bytes: int
+
+
+class Refusal(StrEnum):
+    """Why :meth:`Store.append` did not store a message."""
+
+    NO_ROOM = "no_room"
+    MAILBOX = "mailbox"  # the recipient's mailbox holds its most messages or bytes
+    SENDER_SHARE = "sender_share"  # this sender holds its share of that mailbox
+    ROOM = "room"  # the room's mailboxes together hold their most bytes
+
+
 class AddViewerResult(StrEnum):
     """Outcome of :meth:`Store.add_viewer` (the caller turns failures into errors)."""
 
@@ -228,11 +253,17 @@ class Store(ABC):
     # mailboxes
     @abstractmethod
     async def append(
-        self, room_id: str, recipient: str, message: Message, ttl: float, max_pending: int
-    ) -> int | None:
-        """Add a message to a mailbox; its sequence number, or None when it is full.
+        self,
+        room_id: str,
+        recipient: str,
+        message: Message,
+        ttl: float,
+        budget: MailBudget | None,
+    ) -> int | Refusal:
+        """Add a message to a mailbox; its sequence number, or why it was refused.
 
-        The stored message gets a ``seq`` field.
+        The stored message gets a ``seq`` field. Its sender is its ``from`` field (server
+        events have none); with no ``budget`` it is stored whatever the mailbox holds.
         """
 
     @abstractmethod
@@ -267,8 +298,11 @@ class Store(ABC):
 
     # chat history
     @abstractmethod
-    async def add_chat(self, room_id: str, message: Message, keep: int, ttl: float) -> None:
-        """Keep a chat message in the room's history, dropping all but the last ``keep``."""
+    async def add_chat(
+        self, room_id: str, message: Message, keep: int, keep_bytes: int, ttl: float
+    ) -> None:
+        """Keep a chat message in the room's history, dropping the oldest beyond the last
+        ``keep`` messages or ``keep_bytes`` bytes of JSON text."""
 
     @abstractmethod
     async def chat_history(self, room_id: str) -> list[Message]:

@@ -7,8 +7,19 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from pydantic_core import to_json
+
 from ..tasks import stop_task
-from .base import ROOM_OFFER, AddViewerResult, Message, RoomRecord, Store, ViewerRecord
+from .base import (
+    ROOM_OFFER,
+    AddViewerResult,
+    MailBudget,
+    Message,
+    Refusal,
+    RoomRecord,
+    Store,
+    ViewerRecord,
+)
 
 SWEEP_INTERVAL = 5.0
 
@@ -18,7 +29,25 @@ class _Mailbox:
     # A list, not a deque: mailboxes hold a handful of messages, and an empty deque
     # costs half a kilobyte per participant.
     messages: list[Message] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # of each message's JSON text
     last_seq: int = 0
+    size: int = 0
+    # sender -> [messages, bytes] it holds here
+    senders: dict[str, list[int]] = field(default_factory=dict)
+
+    def drop(self, index: int, room: _Room) -> None:
+        """Forget the message at ``index`` and what it counted for."""
+        message = self.messages.pop(index)
+        size = self.sizes.pop(index)
+        self.size -= size
+        room.pending -= size
+        sender = message.get("from")
+        if sender is not None:
+            held = self.senders[sender]
+            held[0] -= 1
+            held[1] -= size
+            if not held[0]:
+                del self.senders[sender]
 
 
 @dataclass(slots=True)
@@ -31,6 +60,8 @@ class _Room:
     room_offer_taker: str | None = None
     seen: dict[str, float] = field(default_factory=dict)
     chat: list[Message] = field(default_factory=list)
+    chat_sizes: list[int] = field(default_factory=list)
+    pending: int = 0  # bytes in all mailboxes
 
 
 class MemoryStore(Store):
@@ -121,7 +152,9 @@ class MemoryStore(Store):
         if room is None or viewer_id not in room.viewers:
             return False
         del room.viewers[viewer_id]
-        room.mailboxes.pop(viewer_id, None)
+        box = room.mailboxes.pop(viewer_id, None)
+        if box is not None:
+            room.pending -= box.size
         room.seen.pop(viewer_id, None)
         self.notifier.notify(room_id, viewer_id)
         return True
@@ -135,32 +168,53 @@ class MemoryStore(Store):
         return room is not None and viewer_id in room.viewers
 
     async def append(
-        self, room_id: str, recipient: str, message: Message, ttl: float, max_pending: int
-    ) -> int | None:
+        self,
+        room_id: str,
+        recipient: str,
+        message: Message,
+        ttl: float,
+        budget: MailBudget | None,
+    ) -> int | Refusal:
         room = self._room(room_id)
         if room is None:
-            return None
+            return Refusal.NO_ROOM
         box = room.mailboxes.get(recipient)
         if box is None:
             box = room.mailboxes[recipient] = _Mailbox()
-        if len(box.messages) >= max_pending:
-            return None
+        stored = {**message, "seq": box.last_seq + 1}
+        size = len(to_json(stored))  # the JSON text's, as the Redis store counts it
+        sender = message.get("from")
+        held = box.senders.get(sender) if sender is not None else None
+        if budget is not None:
+            if len(box.messages) >= budget.messages or box.size + size > budget.bytes:
+                return Refusal.MAILBOX
+            if held is not None and (
+                held[0] >= budget.sender_messages or held[1] + size > budget.sender_bytes
+            ):
+                return Refusal.SENDER_SHARE
+            if room.pending + size > budget.room_bytes:
+                return Refusal.ROOM
         box.last_seq += 1
-        box.messages.append({**message, "seq": box.last_seq})
+        box.messages.append(stored)
+        box.sizes.append(size)
+        box.size += size
+        room.pending += size
+        if sender is not None:
+            if held is None:
+                held = box.senders[sender] = [0, 0]
+            held[0] += 1
+            held[1] += size
         self.notifier.notify(room_id, recipient)
         return box.last_seq
 
     async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:
         room = self._room(room_id)
         box = room.mailboxes.get(recipient) if room is not None else None
-        if box is None:
+        if room is None or box is None:
             return []
         messages = box.messages
-        done = 0
-        while done < len(messages) and messages[done]["seq"] <= acked:
-            done += 1
-        if done:
-            del messages[:done]
+        while messages and messages[0]["seq"] <= acked:
+            box.drop(0, room)
         if not messages or messages[-1]["seq"] <= after:
             return []
         return [m for m in messages if m["seq"] > after]
@@ -168,12 +222,13 @@ class MemoryStore(Store):
     async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
         room = self._room(room_id)
         box = room.mailboxes.get(recipient) if room is not None else None
-        if box is None:
+        if room is None or box is None:
             return []
         wanted = set(types)
         taken = [m for m in box.messages if m["type"] in wanted]
-        if taken:
-            box.messages = [m for m in box.messages if m["type"] not in wanted]
+        for index in range(len(box.messages) - 1, -1, -1):
+            if box.messages[index]["type"] in wanted:
+                box.drop(index, room)
         return taken
 
     async def last_seq(self, room_id: str, recipient: str) -> int:
@@ -200,11 +255,18 @@ class MemoryStore(Store):
         room = self._room(room_id)
         return room.room_offer_taker if room is not None else None
 
-    async def add_chat(self, room_id: str, message: Message, keep: int, ttl: float) -> None:
+    async def add_chat(
+        self, room_id: str, message: Message, keep: int, keep_bytes: int, ttl: float
+    ) -> None:
         room = self._room(room_id)
-        if room is not None:
-            room.chat.append(message)
-            del room.chat[:-keep]
+        if room is None:
+            return
+        room.chat.append(message)
+        room.chat_sizes.append(len(to_json(message)))
+        total = sum(room.chat_sizes)
+        while len(room.chat) > keep or (total > keep_bytes and len(room.chat) > 1):
+            total -= room.chat_sizes.pop(0)
+            room.chat.pop(0)
 
     async def chat_history(self, room_id: str) -> list[Message]:
         room = self._room(room_id)

@@ -12,6 +12,10 @@ Keys follow the original design's ``room:{id}:...`` style and every one carries 
 ``room:{id}:offer:taker``      the viewer that took it
 ``room:{id}:seen``             hash: participant id -> unix time last seen
 ``room:{id}:chat``             list: the last chat messages, oldest first
+``room:{id}:pending``          hash: bytes held in mailboxes: ``*`` all of the room's,
+                               ``<pid>`` one mailbox's, ``<pid>><sender>`` and
+                               ``<pid>><sender>#`` a sender's bytes and messages there;
+                               ``chat``: bytes of the chat history
 =============================  =========================================================
 
 Multi-key updates run as Lua scripts so that two processes never interleave inside one.
@@ -38,7 +42,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreUnavailable
 from ..tasks import stop_task
-from .base import ROOM_OFFER, AddViewerResult, Message, RoomRecord, Store, ViewerRecord
+from .base import (
+    ROOM_OFFER,
+    AddViewerResult,
+    MailBudget,
+    Message,
+    Refusal,
+    RoomRecord,
+    Store,
+    ViewerRecord,
+)
 
 logger = logging.getLogger("peerscreen.store.redis")
 
@@ -75,7 +88,8 @@ def _ms(seconds: float) -> int:
 _ROOM_KEYS_LUA = """
 local function room_keys(room)
   local keys = {room, room .. ':viewers', room .. ':offer', room .. ':offer:taker',
-                room .. ':seen', room .. ':chat', room .. ':inbox:host', room .. ':seq:host',
+                room .. ':seen', room .. ':chat', room .. ':pending',
+                room .. ':inbox:host', room .. ':seq:host',
                 room .. ':inbox:offer', room .. ':seq:offer'}
   for _, vid in ipairs(redis.call('HKEYS', room .. ':viewers')) do
     table.insert(keys, room .. ':inbox:' .. vid)
@@ -125,9 +139,37 @@ redis.call('PEXPIRE', viewers, ARGV[4])
 return 'added'
 """
 
+# Stored messages are JSON text that starts with '{"seq":N,"type":"...",' and, when a
+# participant sent it, '"from":"<sender>",' right after: scripts read these without
+# decoding the whole message. Each counts its stored length in the pending hash.
+_ACCOUNTING_LUA = """
+local function seq_of(raw) return tonumber(string.match(raw, '^{"seq":(%d+)')) end
+local function sender_of(raw)
+  return string.match(raw, '^{"seq":%d+,"type":"[^"]*","from":"([^"]*)"')
+end
+local function unaccount(pending, pid, raw)
+  local size = #raw
+  redis.call('HINCRBY', pending, '*', -size)
+  redis.call('HINCRBY', pending, pid, -size)
+  local sender = sender_of(raw)
+  if sender then
+    redis.call('HINCRBY', pending, pid .. '>' .. sender, -size)
+    redis.call('HINCRBY', pending, pid .. '>' .. sender .. '#', -1)
+  end
+end
+"""
+
 _REMOVE_VIEWER = """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 if removed == 1 then
+  local pid = ARGV[1]
+  local held = tonumber(redis.call('HGET', KEYS[5], pid) or '0')
+  if held ~= 0 then redis.call('HINCRBY', KEYS[5], '*', -held) end
+  local fields = {pid}
+  for _, field in ipairs(redis.call('HKEYS', KEYS[5])) do
+    if string.sub(field, 1, #pid + 1) == pid .. '>' then table.insert(fields, field) end
+  end
+  redis.call('HDEL', KEYS[5], unpack(fields))
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HDEL', KEYS[4], ARGV[1])
   redis.call('PUBLISH', ARGV[2], ARGV[3])
@@ -135,18 +177,42 @@ end
 return removed
 """
 
-# Messages are stored as JSON text that starts with '{"seq":N,' so scripts can read the
-# number without decoding the whole message.
+# KEYS: inbox, seq, pending, room. ARGV: body, ttl, channel, notice, recipient, sender ('' for
+# none), budgeted (0/1), messages, bytes, sender messages, sender bytes, room bytes.
 _APPEND = """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-local seq = redis.call('INCR', KEYS[2])
+local inbox, pending = KEYS[1], KEYS[3]
+if redis.call('EXISTS', KEYS[4]) == 0 then return 'no_room' end
+local recipient, sender = ARGV[5], ARGV[6]
 local body = ARGV[1]
+local next_seq = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
+local size = #body + #('"seq":' .. next_seq .. ',')
+if ARGV[7] == '1' then
+  if redis.call('LLEN', inbox) >= tonumber(ARGV[8]) then return 'mailbox' end
+  local held = redis.call('HMGET', pending, recipient, '*')
+  if tonumber(held[1] or '0') + size > tonumber(ARGV[9]) then return 'mailbox' end
+  if sender ~= '' then
+    local mine = redis.call('HMGET', pending, recipient .. '>' .. sender .. '#',
+                            recipient .. '>' .. sender)
+    if tonumber(mine[1] or '0') >= tonumber(ARGV[10]) or
+       tonumber(mine[2] or '0') + size > tonumber(ARGV[11]) then return 'sender_share' end
+  end
+  if tonumber(held[2] or '0') + size > tonumber(ARGV[12]) then return 'room' end
+end
+local seq = redis.call('INCR', KEYS[2])
 if body == '{}' then body = '{"seq":' .. seq .. '}'
 else body = '{"seq":' .. seq .. ',' .. string.sub(body, 2) end
-redis.call('RPUSH', KEYS[1], body)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+size = #body
+redis.call('RPUSH', inbox, body)
+redis.call('HINCRBY', pending, '*', size)
+redis.call('HINCRBY', pending, recipient, size)
+if sender ~= '' then
+  redis.call('HINCRBY', pending, recipient .. '>' .. sender, size)
+  redis.call('HINCRBY', pending, recipient .. '>' .. sender .. '#', 1)
+end
+redis.call('PEXPIRE', inbox, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+if redis.call('PTTL', pending) < tonumber(ARGV[2]) then redis.call('PEXPIRE', pending, ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return seq
 """
 
@@ -160,13 +226,15 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return offer
 """
 
-_READ = """
+_READ = (
+    _ACCOUNTING_LUA
+    + """
 local after, acked = tonumber(ARGV[1]), tonumber(ARGV[2])
-local function seq_of(raw) return tonumber(string.match(raw, '^{"seq":(%d+)')) end
 while true do
   local head = redis.call('LINDEX', KEYS[1], 0)
   if not head or seq_of(head) > acked then break end
   redis.call('LPOP', KEYS[1])
+  unaccount(KEYS[2], ARGV[3], head)
 end
 local all = redis.call('LRANGE', KEYS[1], 0, -1)
 if #all == 0 or seq_of(all[#all]) <= after then return {} end
@@ -176,14 +244,19 @@ for _, raw in ipairs(all) do
 end
 return out
 """
+)
 
-_TAKE = """
+_TAKE = (
+    _ACCOUNTING_LUA
+    + """
 local wanted = {}
-for i = 1, #ARGV do wanted[ARGV[i]] = true end
+for i = 2, #ARGV do wanted[ARGV[i]] = true end
 local all = redis.call('LRANGE', KEYS[1], 0, -1)
 local taken, kept = {}, {}
 for _, raw in ipairs(all) do
-  if wanted[cjson.decode(raw)['type']] then table.insert(taken, raw)
+  if wanted[string.match(raw, '^{"seq":%d+,"type":"([^"]*)"')] then
+    table.insert(taken, raw)
+    unaccount(KEYS[2], ARGV[1], raw)
   else table.insert(kept, raw) end
 end
 if #taken > 0 then
@@ -195,6 +268,22 @@ if #taken > 0 then
   end
 end
 return taken
+"""
+)
+
+# KEYS: chat list, pending. ARGV: message, keep, keep bytes, ttl.
+_ADD_CHAT = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+local total = redis.call('HINCRBY', KEYS[2], 'chat', #ARGV[1])
+local keep, keep_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+while redis.call('LLEN', KEYS[1]) > 1 and
+      (redis.call('LLEN', KEYS[1]) > keep or total > keep_bytes) do
+  local old = redis.call('LPOP', KEYS[1])
+  total = redis.call('HINCRBY', KEYS[2], 'chat', -#old)
+end
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+return total
 """
 
 
@@ -223,6 +312,7 @@ class RedisStore(Store):
         self._read = self._redis.register_script(_READ)
         self._take = self._redis.register_script(_TAKE)
         self._take_room_offer = self._redis.register_script(_TAKE_ROOM_OFFER)
+        self._add_chat = self._redis.register_script(_ADD_CHAT)
         self._subscriber: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -339,6 +429,7 @@ class RedisStore(Store):
                 f"{prefix}:inbox:{viewer_id}",
                 f"{prefix}:seq:{viewer_id}",
                 f"{prefix}:seen",
+                f"{prefix}:pending",
             ],
             args=[viewer_id, CHANNEL, f"{room_id} {viewer_id}"],
         )
@@ -357,33 +448,68 @@ class RedisStore(Store):
 
     @_guarded
     async def append(
-        self, room_id: str, recipient: str, message: Message, ttl: float, max_pending: int
-    ) -> int | None:
-        body = {k: v for k, v in message.items() if k != "seq"}
-        seq = await self._append(
-            keys=[f"room:{room_id}:inbox:{recipient}", f"room:{room_id}:seq:{recipient}"],
+        self,
+        room_id: str,
+        recipient: str,
+        message: Message,
+        ttl: float,
+        budget: MailBudget | None,
+    ) -> int | Refusal:
+        # "type" and "from" first: the scripts find them at the start of the text.
+        sender = message.get("from")
+        body: Message = {"type": message.get("type")}
+        if sender is not None:
+            body["from"] = sender
+        body.update((k, v) for k, v in message.items() if k != "seq")
+        limits = (
+            [
+                budget.messages,
+                budget.bytes,
+                budget.sender_messages,
+                budget.sender_bytes,
+                budget.room_bytes,
+            ]
+            if budget is not None
+            else [0, 0, 0, 0, 0]
+        )
+        result = await self._append(
+            keys=[
+                f"room:{room_id}:inbox:{recipient}",
+                f"room:{room_id}:seq:{recipient}",
+                f"room:{room_id}:pending",
+                f"room:{room_id}",
+            ],
             args=[
-                json.dumps(body, separators=(",", ":")),
+                json.dumps(body, separators=(",", ":"), ensure_ascii=False),
                 _ms(ttl),
-                max_pending,
                 CHANNEL,
                 f"{room_id} {recipient}",
+                recipient,
+                sender or "",
+                1 if budget is not None else 0,
+                *limits,
             ],
         )
-        if not seq:
-            return None
+        if isinstance(result, str):
+            return Refusal(result)
         # Wake local readers now rather than after the round trip through the channel.
         self.notifier.notify(room_id, recipient)
-        return int(seq)
+        return int(result)
 
     @_guarded
     async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:
-        raw = await self._read(keys=[f"room:{room_id}:inbox:{recipient}"], args=[after, acked])
+        raw = await self._read(
+            keys=[f"room:{room_id}:inbox:{recipient}", f"room:{room_id}:pending"],
+            args=[after, acked, recipient],
+        )
         return [json.loads(text) for text in cast(list[str], raw)]
 
     @_guarded
     async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
-        raw = await self._take(keys=[f"room:{room_id}:inbox:{recipient}"], args=list(types))
+        raw = await self._take(
+            keys=[f"room:{room_id}:inbox:{recipient}", f"room:{room_id}:pending"],
+            args=[recipient, *types],
+        )
         return [json.loads(text) for text in cast(list[str], raw)]
 
     @_guarded
@@ -413,13 +539,13 @@ class RedisStore(Store):
         return cast(str | None, value)
 
     @_guarded
-    async def add_chat(self, room_id: str, message: Message, keep: int, ttl: float) -> None:
-        key = f"room:{room_id}:chat"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, json.dumps(message))
-            pipe.ltrim(key, -keep, -1)
-            pipe.pexpire(key, _ms(ttl), nx=True)
-            await pipe.execute()
+    async def add_chat(
+        self, room_id: str, message: Message, keep: int, keep_bytes: int, ttl: float
+    ) -> None:
+        await self._add_chat(
+            keys=[f"room:{room_id}:chat", f"room:{room_id}:pending"],
+            args=[json.dumps(message), keep, keep_bytes, _ms(ttl)],
+        )
 
     @_guarded
     async def chat_history(self, room_id: str) -> list[Message]:
