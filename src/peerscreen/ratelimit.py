@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -19,6 +20,8 @@ from limits.aio.strategies import (
     MovingWindowRateLimiter,
     SlidingWindowCounterRateLimiter,
 )
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from starlette.types import Scope
 
 from .config import Settings
@@ -62,11 +65,15 @@ def _say_seconds(seconds: int) -> str:
 def storage_for(settings: Settings) -> Storage:
     if settings.redis_url:
         # The same driver as the room store (redis-py), failing as fast.
+        # One quick retry, as the room store does: a pooled connection that died with a
+        # Redis restart reconnects instead of failing its caller with a 503.
+        retry: Any = Retry(NoBackoff(), 1)
         return RedisStorage(
             "async+" + settings.redis_url,
             implementation="redispy",
             socket_timeout=2.0,
             socket_connect_timeout=1.0,
+            retry=retry,
         )
     return MemoryStorage()
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 import websockets
 
 from ..support.clients import create_room, join_room
-from ..support.processes import ServerProcess
+from ..support.processes import RedisServer, ServerProcess
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -557,3 +557,29 @@ async def test_signaling_rate_limit_holds_on_every_transport(
         while (reply := json.loads(await asyncio.wait_for(ws.recv(), 10))).get("id") != "c1":
             pass
     assert reply["type"] == "error" and reply["code"] == "rate_limited"
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_the_first_call_after_a_redis_restart_succeeds(
+    start_server: Callable[..., ServerProcess], private_redis: RedisServer
+) -> None:
+    server = start_server(redis_url=private_redis.url)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        # Several calls at once leave several pooled connections behind.
+        made = await asyncio.gather(*(http.post("/api/rooms") for _ in range(5)))
+        assert all(r.status_code == 201 for r in made)
+        private_redis.stop()
+        private_redis.start()
+        deadline = asyncio.get_running_loop().time() + 15
+        while (await http.get("/healthz")).status_code != 200:
+            assert asyncio.get_running_loop().time() < deadline, "did not recover"
+            await asyncio.sleep(0.1)
+        after = await asyncio.gather(*(http.post("/api/rooms") for _ in range(5)))
+        assert [r.status_code for r in after] == [201] * 5, [r.text for r in after]
