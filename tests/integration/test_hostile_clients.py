@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from ..support.clients import create_room, join_room
+from ..support.clients import SocketMember, create_room, host_room, join_as, join_room
 from ..support.processes import RedisServer, ServerProcess
 
 
@@ -583,3 +583,24 @@ async def test_the_first_call_after_a_redis_restart_succeeds(
             await asyncio.sleep(0.1)
         after = await asyncio.gather(*(http.post("/api/rooms") for _ in range(5)))
         assert [r.status_code for r in after] == [201] * 5, [r.text for r in after]
+
+
+async def test_everyone_is_told_when_redis_comes_back_empty(
+    start_server: Callable[..., ServerProcess], private_redis: RedisServer
+) -> None:
+    server = start_server(redis_url=private_redis.url)
+    host = await host_room(server.base_url, "socket")
+    viewer = await join_as(server.base_url, host.room_id, "socket")
+    try:
+        await host.next("viewer-joined")
+        private_redis.stop()
+        private_redis.start()  # no persistence: every room is gone
+        for member in (host, viewer):
+            assert isinstance(member, SocketMember)
+            code, reason = await member.wait_closed(15)
+            assert code == 4404, (member.participant_id, code, reason)
+            assert reason is not None and "no longer exists" in reason
+    finally:
+        await host.close()
+        await viewer.close()
+    assert "Traceback" not in server.log()

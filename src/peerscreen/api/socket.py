@@ -49,6 +49,7 @@ CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_BAD_MESSAGE = 4400
 CLOSE_GONE = 4403
+CLOSE_ROOM_GONE = 4404
 CLOSE_HEARTBEAT = 4408
 CLOSE_REPLACED = 4409
 CLOSE_ENDED = 4410
@@ -68,6 +69,14 @@ class _Closing(Exception):
         self.code = code
         self.reason = reason
         self.finished = finished  # the participant left or the room ended: no grace period
+
+
+def _room_lost() -> _Closing:
+    return _Closing(
+        CLOSE_ROOM_GONE,
+        "This room no longer exists (the server lost it). Start or join a new one.",
+        finished=True,
+    )
 
 
 class Connection:
@@ -153,10 +162,14 @@ class Connection:
         messages = await store.read(
             participant.room_id, participant.participant_id, self.sent, self.acked
         )
-        if not messages and not participant.is_host:
-            # Woken with nothing to read: the viewer may have been removed.
-            viewers = await store.get_viewers(participant.room_id)
-            if participant.participant_id not in viewers:
+        if not messages:
+            # Woken with nothing to read: the viewer may have been removed, or the room
+            # lost (a Redis that came back empty).
+            if await store.get_room(participant.room_id) is None:
+                raise _room_lost()
+            if not participant.is_host and not await store.has_viewer(
+                participant.room_id, participant.participant_id
+            ):
                 raise _Closing(
                     CLOSE_GONE,
                     "You are no longer in this room (you left or were removed).",
@@ -205,6 +218,8 @@ class Connection:
             await self._send_error(text, from_validation(errors, "Message"))
         except PeerscreenError as exc:
             await self._send_error(text, exc)
+            if exc.code is ErrorCode.ROOM_NOT_FOUND:
+                raise _room_lost() from None
 
     async def _dispatch(self, message: Any) -> None:
         if isinstance(message, WsSignal):
