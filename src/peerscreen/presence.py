@@ -1,8 +1,9 @@
 """Presence: who is here, per this process, and who has been gone past the grace period.
 
 Every call or socket heartbeat marks its participant present (in the store, throttled,
-so other processes see it too) and keeps its room from expiring. A participant this
-process saw, and that nobody has seen for the grace period, is handed to ``on_gone``.
+so other processes see it too) and keeps its room from expiring. A participant nobody has
+seen for the grace period is handed to ``on_gone`` by whichever process notices first,
+whether or not it ever saw that participant: a room outlives no process that held its host.
 """
 
 from __future__ import annotations
@@ -117,23 +118,36 @@ class PresenceTracker:
                 logger.exception("presence check failed")
 
     async def check(self) -> None:
-        """Hand participants gone longer than the grace period to ``on_gone``."""
-        now = time.monotonic()
+        """Hand participants gone longer than the grace period to ``on_gone``.
+
+        Judged from the store, where every process marks whom it sees: a participant whose
+        process died is still found, by any process that runs this.
+        """
         grace = self.settings.grace_period
+        now = time.monotonic()
         stale = now - self.settings.room_ttl  # such rooms have expired from the store too
         for room_id in [r for r, at in self._touched.items() if at < stale]:
             del self._touched[room_id]
+        # What this process has not seen for the grace period may live on elsewhere: it
+        # only stops being tracked here.
         for key in [k for k, t in self._tracked.items() if t.deadline <= now]:
-            room_id, participant_id = key
-            last = (await self.store.last_seen(room_id)).get(participant_id)
-            age = time.time() - last if last is not None else grace + 1
-            if age < grace:  # seen through another process
-                tracked = self._tracked.get(key)
-                if tracked is not None:
-                    tracked.deadline = now + grace - age
+            del self._tracked[key]
+        cutoff = time.time() - grace
+        for room_id, participant_id in await self.store.unseen_since(cutoff, CHECK_BATCH):
+            await self.store.forget_seen(room_id, participant_id)
+            room = await self.store.get_room(room_id)
+            if room is None or room.ended:
                 continue
-            self.forget(key)
+            last = (await self.store.last_seen(room_id)).get(participant_id)
+            if last is None or last >= cutoff:
+                continue  # removed from the room already, or seen again meanwhile
+            self.forget((room_id, participant_id))
+            logger.info("room %s: %s gone past the grace period", room_id, participant_id)
             await self.on_gone(room_id, participant_id)
+
+
+CHECK_BATCH = 200
+"""Participants handled per check (once a second): a backlog drains over a few checks."""
 
 
 def _label(key: Key) -> str:

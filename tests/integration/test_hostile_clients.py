@@ -604,3 +604,29 @@ async def test_everyone_is_told_when_redis_comes_back_empty(
         await host.close()
         await viewer.close()
     assert "Traceback" not in server.log()
+
+
+async def test_a_room_whose_hosts_process_died_is_ended_by_another(
+    start_server: Callable[..., ServerProcess], redis_server: RedisServer
+) -> None:
+    """Two processes on one Redis; the process holding the host is killed and the host
+    never returns: the surviving process ends the room after the grace period."""
+    redis_server.flush()
+    fast = {"heartbeat_interval": 0.3, "heartbeat_timeout": 1.0, "grace_period": 1.5}
+    a = start_server(redis_url=redis_server.url, **fast)
+    b = start_server(redis_url=redis_server.url, **fast)
+    host = await host_room(a.base_url, "socket")
+    viewer = await join_as(b.base_url, host.room_id, "socket")
+    try:
+        await host.next("viewer-joined")
+        assert a.process is not None
+        a.process.kill()  # no goodbye of any kind
+        a.process.wait(10)
+        ended = await viewer.next("room-ended", timeout=10)
+        assert ended["reason"] == "host-left"
+        async with httpx.AsyncClient(base_url=b.base_url) as http:
+            status = (await http.get(f"/api/rooms/{host.room_id}")).json()
+        assert status["ended"] is True
+    finally:
+        await host.close()
+        await viewer.close()

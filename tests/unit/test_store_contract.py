@@ -18,7 +18,7 @@ from peerscreen.store import (
 )
 from peerscreen.store.base import ROOM_OFFER
 from peerscreen.store.memory import MemoryStore
-from peerscreen.store.redis import RedisStore
+from peerscreen.store.redis import SEEN_INDEX, RedisStore
 
 from ..support.processes import RedisServer
 
@@ -277,7 +277,7 @@ async def test_every_redis_key_expires(redis_server: RedisServer) -> None:
     await store.close()
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     keys = [key async for key in client.scan_iter("*")]
-    assert keys and all(key.startswith(f"room:{rid}") for key in keys)
+    assert keys and all(key.startswith(f"room:{rid}") or key == SEEN_INDEX for key in keys)
     ttls = {key: await client.pttl(key) for key in keys}
     await client.aclose()
     assert all(0 < ttl <= TTL * 1000 for ttl in ttls.values()), ttls
@@ -338,3 +338,20 @@ async def test_locked_rooms_refuse_viewers_and_keep_their_passcode(store: Store)
     opened = await store.get_room(record.room_id)
     assert opened is not None and not opened.locked and opened.passcode_hash is None
     assert await store.add_viewer(record.room_id, viewer(1), 5, TTL) is AddViewerResult.ADDED
+
+
+async def test_participants_unseen_for_a_while_are_found_in_any_room(store: Store) -> None:
+    await store.create_room(room("aaaa-aaaaa-aaaa"), TTL)
+    await store.create_room(room("bbbb-bbbbb-bbbb"), TTL)
+    now = time.time()
+    await store.mark_seen("aaaa-aaaaa-aaaa", "host", now - 100, TTL)
+    await store.mark_seen("bbbb-bbbbb-bbbb", "host", now - 50, TTL)
+    await store.mark_seen("bbbb-bbbbb-bbbb", "v0000000001", now, TTL)
+    stale = await store.unseen_since(now - 40, 10)
+    assert sorted(stale) == [("aaaa-aaaaa-aaaa", "host"), ("bbbb-bbbbb-bbbb", "host")]
+    assert len(await store.unseen_since(now - 40, 1)) == 1
+    await store.forget_seen("aaaa-aaaaa-aaaa", "host")
+    assert await store.unseen_since(now - 40, 10) == [("bbbb-bbbbb-bbbb", "host")]
+    # Seen again: no longer stale.
+    await store.mark_seen("bbbb-bbbbb-bbbb", "host", now, TTL)
+    assert await store.unseen_since(now - 40, 10) == []

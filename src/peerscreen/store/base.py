@@ -316,3 +316,13 @@ class Store(ABC):
     @abstractmethod
     async def last_seen(self, room_id: str) -> dict[str, float]:
         """When each participant of the room was last seen (unix time)."""
+
+    @abstractmethod
+    async def unseen_since(self, before: float, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` (room id, participant id) pairs, of any room, last seen before
+        unix time ``before``: every process sees every participant here, so a room whose
+        host was on a process that died is still ended by another."""
+
+    @abstractmethod
+    async def forget_seen(self, room_id: str, participant_id: str) -> None:
+        """Drop the participant from :meth:`unseen_since` (until it is seen again)."""

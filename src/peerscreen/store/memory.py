@@ -72,6 +72,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         super().__init__()
         self._rooms: dict[str, _Room] = {}
+        self._seen: dict[tuple[str, str], float] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -276,7 +277,20 @@ class MemoryStore(Store):
         room = self._room(room_id)
         if room is not None:
             room.seen[participant_id] = at
+            self._seen[(room_id, participant_id)] = at
 
     async def last_seen(self, room_id: str) -> dict[str, float]:
         room = self._room(room_id)
         return dict(room.seen) if room is not None else {}
+
+    async def unseen_since(self, before: float, limit: int) -> list[tuple[str, str]]:
+        found = []
+        for key, at in self._seen.items():
+            if at < before:
+                found.append(key)
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def forget_seen(self, room_id: str, participant_id: str) -> None:
+        self._seen.pop((room_id, participant_id), None)

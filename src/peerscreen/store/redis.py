@@ -1,6 +1,7 @@
 """Redis store: shared state for several server processes.
 
-Keys follow the original design's ``room:{id}:...`` style and every one carries a TTL:
+Keys follow the original design's ``room:{id}:...`` style and every one carries a TTL
+(the index of who was seen when, too):
 
 =============================  =========================================================
 ``room:{id}``                  hash: ``record`` (JSON of the room), ``ended`` (reason),
@@ -12,6 +13,7 @@ Keys follow the original design's ``room:{id}:...`` style and every one carries 
 ``room:{id}:offer:taker``      the viewer that took it
 ``room:{id}:seen``             hash: participant id -> unix time last seen
 ``room:{id}:chat``             list: the last chat messages, oldest first
+``peerscreen:seen``            sorted set: ``<room> <pid>`` by when last seen (all rooms)
 ``room:{id}:pending``          hash: bytes held in mailboxes: ``*`` all of the room's,
                                ``<pid>`` one mailbox's, ``<pid>><sender>`` and
                                ``<pid>><sender>#`` a sender's bytes and messages there;
@@ -56,6 +58,10 @@ from .base import (
 logger = logging.getLogger("peerscreen.store.redis")
 
 CHANNEL = "peerscreen:mailbox"
+SEEN_INDEX = "peerscreen:seen"
+"""Sorted set of every participant of every room ("<room> <participant>"), scored by when
+it was last seen: any process finds those gone past the grace period, whoever saw them.
+Entries of rooms that ended or expired are dropped as they are found."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -560,7 +566,21 @@ class RedisStore(Store):
             # Later refreshes come with the room's other keys (touch_room); NX only
             # gives a new hash its first TTL without undoing an ended room's shorter one.
             pipe.pexpire(key, _ms(ttl), nx=True)
+            pipe.zadd(SEEN_INDEX, {f"{room_id} {participant_id}": at})
+            pipe.pexpire(SEEN_INDEX, _ms(ttl))  # lives while anyone is seen
             await pipe.execute()
+
+    @_guarded
+    async def unseen_since(self, before: float, limit: int) -> list[tuple[str, str]]:
+        members = await self._redis.zrangebyscore(
+            SEEN_INDEX, "-inf", f"({before!r}", start=0, num=limit
+        )
+        pairs = [member.partition(" ") for member in cast(list[str], members)]
+        return [(room_id, pid) for room_id, _, pid in pairs]
+
+    @_guarded
+    async def forget_seen(self, room_id: str, participant_id: str) -> None:
+        await self._redis.zrem(SEEN_INDEX, f"{room_id} {participant_id}")
 
     @_guarded
     async def last_seen(self, room_id: str) -> dict[str, float]:
