@@ -630,3 +630,38 @@ async def test_a_room_whose_hosts_process_died_is_ended_by_another(
     finally:
         await host.close()
         await viewer.close()
+
+
+# --- secrets and access ----------------------------------------------------------------
+
+
+async def test_a_wrong_token_gets_the_same_answer_whoever_it_names(
+    any_server: ServerProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=any_server.base_url) as http:
+        room = await create_room(http)
+        stays = await join_room(http, room["roomId"])
+        leaves = await join_room(http, room["roomId"])
+        gone = await http.delete(
+            f"/api/rooms/{room['roomId']}/viewers/{leaves['viewerId']}",
+            headers={"Authorization": f"Bearer {room['hostToken']}"},
+        )
+        assert gone.status_code == 200
+        path = f"/api/rooms/{room['roomId']}/messages"
+
+        async def answer(token: str) -> tuple[int, str]:
+            response = await http.get(path, headers={"Authorization": f"Bearer {token}"})
+            return response.status_code, response.text
+
+        wrong = "W" * 43
+        answers = {
+            await answer(f"{stays['viewerId']}.{wrong}"),  # exists
+            await answer(f"{leaves['viewerId']}.{wrong}"),  # was removed
+            await answer(f"vzzzzzzzzzz.{wrong}"),  # never existed
+            await answer(f"host.{wrong}"),
+        }
+        assert len(answers) == 1, answers
+        assert next(iter(answers))[0] == 401
+        # The removed viewer's own token is told what happened.
+        status, text = await answer(leaves["viewerToken"])
+        assert status == 403 and "no longer in this room" in text

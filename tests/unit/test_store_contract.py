@@ -130,6 +130,9 @@ async def test_removing_a_viewer_succeeds_once_and_wakes_its_reader(store: Store
     assert not await store.remove_viewer(record.room_id, v.viewer_id)
     assert await store.read(record.room_id, v.viewer_id, 0, 0) == []
     assert v.viewer_id not in await store.get_viewers(record.room_id)
+    # Its token digest is remembered, so its own token can be told it left.
+    assert await store.departed_token_hash(record.room_id, v.viewer_id) == v.token_hash
+    assert await store.departed_token_hash(record.room_id, viewer(2).viewer_id) is None
 
 
 async def test_mailbox_numbers_messages_and_keeps_unacknowledged_ones(store: Store) -> None:

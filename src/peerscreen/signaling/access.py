@@ -66,12 +66,17 @@ class Access:
                 return Participant(room_id, HOST_ID, Role.HOST, room.ended)
         elif ids.is_viewer_id(participant_id):
             viewer = (await self.store.get_viewers(room_id)).get(participant_id)
-            if viewer is None:
-                if room.ended:
-                    raise room_ended()
-                raise forbidden("You are no longer in this room (you left or were removed).")
-            if ids.token_matches(token, viewer.token_hash):
-                return Participant(room_id, participant_id, Role.VIEWER, room.ended)
+            if viewer is not None:
+                if ids.token_matches(token, viewer.token_hash):
+                    return Participant(room_id, participant_id, Role.VIEWER, room.ended)
+            else:
+                # Only the departed viewer's own token learns that it left: a wrong one
+                # gets the same 401 whether or not the viewer id ever existed.
+                departed = await self.store.departed_token_hash(room_id, participant_id)
+                if departed is not None and ids.token_matches(token, departed):
+                    if room.ended:
+                        raise room_ended()
+                    raise forbidden("You are no longer in this room (you left or were removed).")
         raise unauthorized("Invalid token for this room.")
 
     async def admit(self, room: RoomRecord, passcode: str | None, client: str) -> None:

@@ -20,6 +20,9 @@ from typing import Any, Protocol
 
 Message = dict[str, Any]
 
+DEPARTED_KEPT = 1000
+"""Departed viewers a room remembers (see :meth:`Store.departed_token_hash`)."""
+
 ROOM_OFFER = "offer"
 """Listener name of a room's single-viewer offer (no participant has this id)."""
 
@@ -242,7 +245,14 @@ class Store(ABC):
 
     @abstractmethod
     async def remove_viewer(self, room_id: str, viewer_id: str) -> bool:
-        """Remove a viewer and its mailbox, waking its readers; True for exactly one caller."""
+        """Remove a viewer and its mailbox, waking its readers, and remember its token
+        digest as departed; True for exactly one caller."""
+
+    @abstractmethod
+    async def departed_token_hash(self, room_id: str, viewer_id: str) -> str | None:
+        """The token digest of a viewer that left or was removed (the last
+        :data:`DEPARTED_KEPT` of the room), so its own token can be told apart from a
+        wrong one."""
 
     @abstractmethod
     async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]: ...

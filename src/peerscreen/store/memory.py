@@ -11,6 +11,7 @@ from pydantic_core import to_json
 
 from ..tasks import stop_task
 from .base import (
+    DEPARTED_KEPT,
     ROOM_OFFER,
     AddViewerResult,
     MailBudget,
@@ -62,6 +63,7 @@ class _Room:
     chat: list[Message] = field(default_factory=list)
     chat_sizes: list[int] = field(default_factory=list)
     pending: int = 0  # bytes in all mailboxes
+    departed: dict[str, str] = field(default_factory=dict)  # viewer id -> token digest
 
 
 class MemoryStore(Store):
@@ -152,13 +154,20 @@ class MemoryStore(Store):
         room = self._room(room_id)
         if room is None or viewer_id not in room.viewers:
             return False
-        del room.viewers[viewer_id]
+        gone = room.viewers.pop(viewer_id)
+        room.departed[viewer_id] = gone.token_hash
+        if len(room.departed) > DEPARTED_KEPT:
+            del room.departed[next(iter(room.departed))]
         box = room.mailboxes.pop(viewer_id, None)
         if box is not None:
             room.pending -= box.size
         room.seen.pop(viewer_id, None)
         self.notifier.notify(room_id, viewer_id)
         return True
+
+    async def departed_token_hash(self, room_id: str, viewer_id: str) -> str | None:
+        room = self._room(room_id)
+        return room.departed.get(viewer_id) if room is not None else None
 
     async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]:
         room = self._room(room_id)

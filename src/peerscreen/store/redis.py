@@ -14,6 +14,7 @@ Keys follow the original design's ``room:{id}:...`` style and every one carries 
 ``room:{id}:seen``             hash: participant id -> unix time last seen
 ``room:{id}:chat``             list: the last chat messages, oldest first
 ``peerscreen:seen``            sorted set: ``<room> <pid>`` by when last seen (all rooms)
+``room:{id}:departed``         hash: viewer id -> token digest of viewers that left
 ``room:{id}:pending``          hash: bytes held in mailboxes: ``*`` all of the room's,
                                ``<pid>`` one mailbox's, ``<pid>><sender>`` and
                                ``<pid>><sender>#`` a sender's bytes and messages there;
@@ -45,6 +46,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import StoreUnavailable
 from ..tasks import stop_task
 from .base import (
+    DEPARTED_KEPT,
     ROOM_OFFER,
     AddViewerResult,
     MailBudget,
@@ -94,7 +96,7 @@ def _ms(seconds: float) -> int:
 _ROOM_KEYS_LUA = """
 local function room_keys(room)
   local keys = {room, room .. ':viewers', room .. ':offer', room .. ':offer:taker',
-                room .. ':seen', room .. ':chat', room .. ':pending',
+                room .. ':seen', room .. ':chat', room .. ':pending', room .. ':departed',
                 room .. ':inbox:host', room .. ':seq:host',
                 room .. ':inbox:offer', room .. ':seq:offer'}
   for _, vid in ipairs(redis.call('HKEYS', room .. ':viewers')) do
@@ -166,9 +168,16 @@ end
 """
 
 _REMOVE_VIEWER = """
+local record = redis.call('HGET', KEYS[1], ARGV[1])
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 if removed == 1 then
   local pid = ARGV[1]
+  redis.call('HSET', KEYS[6], pid, cjson.decode(record)['token_hash'])
+  if redis.call('HLEN', KEYS[6]) > tonumber(ARGV[4]) then
+    redis.call('HDEL', KEYS[6], redis.call('HRANDFIELD', KEYS[6]))
+  end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
   local held = tonumber(redis.call('HGET', KEYS[5], pid) or '0')
   if held ~= 0 then redis.call('HINCRBY', KEYS[5], '*', -held) end
   local fields = {pid}
@@ -436,12 +445,18 @@ class RedisStore(Store):
                 f"{prefix}:seq:{viewer_id}",
                 f"{prefix}:seen",
                 f"{prefix}:pending",
+                f"{prefix}:departed",
             ],
-            args=[viewer_id, CHANNEL, f"{room_id} {viewer_id}"],
+            args=[viewer_id, CHANNEL, f"{room_id} {viewer_id}", DEPARTED_KEPT],
         )
         if removed:
             self.notifier.notify(room_id, viewer_id)
         return bool(removed)
+
+    @_guarded
+    async def departed_token_hash(self, room_id: str, viewer_id: str) -> str | None:
+        value = await self._redis.hget(f"room:{room_id}:departed", viewer_id)
+        return cast(str | None, value)
 
     @_guarded
     async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]:
