@@ -10,10 +10,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -22,6 +24,23 @@ from pydantic import SecretStr
 from .config import Settings
 
 logger = logging.getLogger("peerscreen.turn")
+
+
+PRIVATE_PEER_RANGES = (
+    "0.0.0.0-0.255.255.255",
+    "10.0.0.0-10.255.255.255",
+    "100.64.0.0-100.127.255.255",
+    "127.0.0.0-127.255.255.255",
+    "169.254.0.0-169.254.255.255",
+    "172.16.0.0-172.31.255.255",
+    "192.0.0.0-192.0.0.255",
+    "192.168.0.0-192.168.255.255",
+    "198.18.0.0-198.19.255.255",
+    "::1",
+    "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+)
+"""Loopback, private, shared, link-local and benchmark ranges (IPv4 and IPv6)."""
 
 
 class TurnNotInstalled(RuntimeError):
@@ -63,6 +82,14 @@ class LocalTurn:
         )
         low, _, high = settings.turn_relay_ports.partition("-")
         self.relay_ports = (int(low), int(high))
+        self.allow_private_peers = settings.turn_allow_private_peers
+        # The secret goes to coturn in a file only this user can read: a command line is
+        # readable by every local user through /proc.
+        self.config_dir = Path(tempfile.mkdtemp(prefix="peerscreen-turn-"))
+        self.config_file = self.config_dir / "turnserver.conf"
+        descriptor = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as config:
+            config.write(f"static-auth-secret={self.secret}\n")
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -78,10 +105,10 @@ class LocalTurn:
     def command(self) -> list[str]:
         args = [
             self.binary,
-            "-n",
+            "-c",
+            str(self.config_file),
             f"--listening-port={self.port}",
             "--use-auth-secret",
-            f"--static-auth-secret={self.secret}",
             "--realm=peerscreen",
             "--fingerprint",
             "--no-cli",
@@ -95,8 +122,13 @@ class LocalTurn:
         ]
         if self.listen != "0.0.0.0":
             args += [f"--listening-ip={self.listen}", f"--relay-ip={self.listen}"]
-        if self.listen.startswith("127."):
+        args.append("--no-multicast-peers")
+        if self.allow_private_peers:
             args.append("--allow-loopback-peers")
+        else:
+            # A relay anyone with a room link can use must not reach into the server's
+            # own network: only public addresses are relayed to.
+            args += [f"--denied-peer-ip={span}" for span in PRIVATE_PEER_RANGES]
         return args
 
     def start(self) -> None:
@@ -141,3 +173,4 @@ class LocalTurn:
                 process.wait()
         if self._supervisor is not None:
             self._supervisor.join(5)
+        shutil.rmtree(self.config_dir, ignore_errors=True)

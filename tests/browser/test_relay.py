@@ -162,6 +162,11 @@ def test_serve_with_turn_runs_its_own_coturn(
         }
 
     (first,) = coturn_pids()
+    # Its secret is not on its command line, which every local user can read.
+    check = httpx.get(server.base_url + "/api/check/ice-servers").json()
+    arguments = " ".join(psutil.Process(first).cmdline())
+    assert "static-auth-secret" not in arguments and "--denied-peer-ip=10.0.0.0" in arguments
+    assert check["relayCheckable"] is True
     psutil.Process(first).kill()
     wait_until(lambda: coturn_pids() - {first}, 15, "coturn restarted by the server")
     page.goto(server.base_url + "/check")
