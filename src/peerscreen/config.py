@@ -48,14 +48,14 @@ class Settings(BaseSettings):
         1000, ge=10, description="Undelivered messages one participant may hold."
     )
     max_pending_bytes: int = Field(
-        512 * 1024,
-        ge=64 * 1024,
+        384 * 1024,
+        ge=320 * 1024,
         description="Bytes of undelivered signaling one participant may hold; one sender "
-        "may fill at most a quarter of it.",
+        "may fill at most a quarter of it (at least one offer of the largest size).",
     )
     max_room_pending_bytes: int = Field(
-        2 * 1024 * 1024,
-        ge=128 * 1024,
+        1024 * 1024,
+        ge=320 * 1024,
         description="Bytes of undelivered signaling all the mailboxes of one room may hold.",
     )
     rate_signal: str = Field(

@@ -40,7 +40,7 @@ LINGER = 1.0
 """Seconds a refused connection stays open to drain what the client was still sending."""
 
 _FRAME_LOGGER = logging.getLogger("peerscreen.wsframes")
-_FRAME_LOGGER.setLevel(logging.INFO)
+_FRAME_LOGGER.setLevel(logging.WARNING)  # not even "connection open" for every socket
 
 
 class ConnectionGate:
