@@ -10,6 +10,8 @@ These subclasses of uvicorn's httptools and WebSocket protocols add:
 - at most ``max_connections_per_client`` open connections per client address, HTTP and
   WebSocket together (connections from trusted proxies are not counted here: the
   application counts their clients instead): 429, then the connection closes;
+- a WebSocket client that reads nothing for ``heartbeat_timeout`` while the server has
+  data for it is dropped;
 - no WebSocket frame log, whose hello frames would carry tokens.
 """
 
@@ -218,18 +220,43 @@ def _head_too_large(what: str) -> PeerscreenError:
 
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, releasing the connection's place at the gate and
-    logging no frames."""
+    """uvicorn's WebSocket protocol, releasing the connection's place at the gate,
+    logging no frames, and dropping a client that stops reading.
+
+    A client that does not read makes every send to it wait (flow control): left alone,
+    it would hold its mail, its buffers and whatever waits on it for ever.
+    """
 
     gate: ClassVar[ConnectionGate]
+    write_stall_timeout: ClassVar[float]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn.logger = _FRAME_LOGGER
         self.conn.debug = False
+        self._stall_timer: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(self.write_stall_timeout, self._stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        logger.info("dropped a WebSocket that read nothing for %g s", self.write_stall_timeout)
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gate.release(id(self.transport))
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         super().connection_lost(exc)
 
 
@@ -243,7 +270,11 @@ def protocols(
         (GuardedHttpProtocol,),
         {"gate": gate, "header_timeout": settings.header_timeout},
     )
-    ws = type("PeerscreenWebSocketProtocol", (GuardedWebSocketProtocol,), {"gate": gate})
+    ws = type(
+        "PeerscreenWebSocketProtocol",
+        (GuardedWebSocketProtocol,),
+        {"gate": gate, "write_stall_timeout": settings.heartbeat_timeout},
+    )
     return http, ws
 
 

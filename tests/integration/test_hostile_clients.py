@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -665,3 +666,59 @@ async def test_a_wrong_token_gets_the_same_answer_whoever_it_names(
         # The removed viewer's own token is told what happened.
         status, text = await answer(leaves["viewerToken"])
         assert status == 403 and "no longer in this room" in text
+
+
+async def open_sockets(server: ServerProcess) -> int:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        metrics = (await http.get("/metrics")).text
+    line = next(m for m in metrics.splitlines() if m.startswith("peerscreen_sockets_open "))
+    return int(float(line.split()[1]))
+
+
+async def test_a_socket_that_stops_reading_is_dropped_and_holds_up_no_one(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    fast = {"heartbeat_interval": 0.3, "heartbeat_timeout": 1.0, "grace_period": 1.5}
+    # Budgets large enough that the server has megabytes to push at the stalled reader.
+    roomy = {"max_pending_bytes": 16 << 20, "max_room_pending_bytes": 32 << 20}
+    server = start_server(**fast, **roomy, rate_signal="10000/minute")
+    room = await create_room_at(server.base_url)
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        viewer = await join_room(http, room["roomId"])
+    bystander = await host_room(server.base_url, "socket")
+    assert isinstance(bystander, SocketMember)
+    # A client with a tiny receive window that reads one message, then nothing more.
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", server.port))
+    url = f"{server.ws_url}/api/rooms/{room['roomId']}/ws"
+    stalled = await websockets.connect(url, sock=raw, max_queue=1)
+    try:
+        await stalled.send(json.dumps({"type": "hello", "token": viewer["viewerToken"]}))
+        assert json.loads(await asyncio.wait_for(stalled.recv(), 10))["type"] == "welcome"
+        sdp = "v=0\r\n" + "a=x-padding:" + "p" * 65_000
+        offer = {"type": "offer", "to": viewer["viewerId"], "desc": {"type": "offer", "sdp": sdp}}
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            auth = {"Authorization": f"Bearer {room['hostToken']}"}
+            for _ in range(55):  # 3.6 MB, within the sender's share of 4 MB
+                sent = await http.post(
+                    f"/api/rooms/{room['roomId']}/messages", json=offer, headers=auth
+                )
+                assert sent.status_code == 202, sent.text
+        pings_before = bystander.pings
+        # Dropped: only the bystander's socket is left open on the server.
+        deadline = asyncio.get_running_loop().time() + 10
+        while await open_sockets(server) != 1:
+            assert asyncio.get_running_loop().time() < deadline, "the stalled socket stayed"
+            await asyncio.sleep(0.1)
+        assert "dropped a WebSocket that read nothing" in server.log()
+        # The heartbeat went on for everyone else meanwhile.
+        deadline = asyncio.get_running_loop().time() + 5
+        while bystander.pings < pings_before + 2:
+            assert asyncio.get_running_loop().time() < deadline, "pings stopped"
+            await asyncio.sleep(0.1)
+        assert bystander.close_code is None
+    finally:
+        stalled.transport.abort()
+        await bystander.close()

@@ -92,6 +92,7 @@ class Connection:
         "key",
         "last_heard",
         "participant",
+        "sending",
         "sent",
         "service",
     )
@@ -108,6 +109,7 @@ class Connection:
         self.last_heard = time.monotonic()
         self.close_code: int | None = None
         self.finished = False
+        self.sending = False  # a send waits on the client: it is not reading
         self._delivering = False
         self._dirty = False
 
@@ -115,7 +117,11 @@ class Connection:
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.close_code is None:
-            await self._send({"type": "websocket.send", "text": to_json(message).decode()})
+            self.sending = True
+            try:
+                await self._send({"type": "websocket.send", "text": to_json(message).decode()})
+            finally:
+                self.sending = False
 
     async def close(self, code: int, reason: str) -> None:
         if self.close_code is None:
@@ -317,6 +323,10 @@ class Sockets:
         now = time.monotonic()
         timeout = self.service.settings.heartbeat_timeout
         for connection in list(self._open.values())[part::parts]:
+            if connection.sending:
+                # Its client is not reading: a ping would wait too, and hold up every
+                # socket after it. The server drops it if it stays so (http_server.py).
+                continue
             if now - connection.last_heard > timeout:
                 await connection.close(CLOSE_HEARTBEAT, "No reply to heartbeats")
                 continue
