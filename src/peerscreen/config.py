@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         "may fill at most a quarter of it (at least one offer of the largest size).",
     )
     max_room_pending_bytes: int = Field(
-        1024 * 1024,
+        512 * 1024,
         ge=320 * 1024,
         description="Bytes of undelivered signaling all the mailboxes of one room may hold.",
     )

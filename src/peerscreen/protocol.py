@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 MAX_SDP_CHARS = 65536
 MAX_CANDIDATE_CHARS = 2048
-MAX_BODY_BYTES = 256 * 1024
-"""Largest request body or WebSocket message: an SDP at its limit plus JSON framing."""
+MAX_BODY_BYTES = 128 * 1024
+"""Largest request body or WebSocket message: an SDP at its limit, its line breaks
+escaped in JSON, plus framing. Each open connection may buffer this much."""
 
 RoomIdText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ViewerIdText = Annotated[str, StringConstraints(pattern=r"^v[a-z0-9]{10}$")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import socket
 from collections.abc import Callable, Iterator
 
@@ -50,7 +51,7 @@ async def test_deeply_nested_json_is_refused_on_every_transport(
 ) -> None:
     room = await create_room(http)
     auth = {"Authorization": f"Bearer {room['hostToken']}"}
-    deep = "[" * 100_000 + "]" * 100_000
+    deep = "[" * 60_000 + "]" * 60_000  # within the 128 KB a message may take
     over_http = await http.post(
         f"/api/rooms/{room['roomId']}/messages",
         content=deep,
@@ -722,3 +723,19 @@ async def test_a_socket_that_stops_reading_is_dropped_and_holds_up_no_one(
     finally:
         stalled.transport.abort()
         await bystander.close()
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    psutil = pytest.importorskip("psutil")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard <= 1024:
+        pytest.skip("the hard limit leaves nothing to raise")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # inherited by the server
+    try:
+        server = start_server()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert server.process is not None
+    assert psutil.Process(server.process.pid).rlimit(psutil.RLIMIT_NOFILE) == (hard, hard)
