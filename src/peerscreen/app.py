@@ -22,6 +22,7 @@ from .api import classic, rooms, socket
 from .api.deps import error_responses
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
+from .gate import ConnectionGate
 from .ice import check_ice_servers as check_ice_servers_for
 from .ice import relay_configured
 from .metrics import CONTENT_TYPE
@@ -161,8 +162,7 @@ class PeerscreenApp:
     def __init__(self, api: FastAPI) -> None:
         self.api = api
         self.proxies: list[Network] = api.state.trusted_proxies
-        self.per_client: int = api.state.settings.max_connections_per_client
-        self._held: dict[str, int] = {}
+        self.gate = ConnectionGate(api.state.settings.max_connections_per_client, [])
 
     def begin_shutdown(self) -> None:
         """The server is stopping: waiting long-polls return now."""
@@ -186,38 +186,25 @@ class PeerscreenApp:
         return self.api(scope, receive, send)
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = client_ip_of(scope, self.proxies)
-        held = self._held.get(client, 0)
-        if held >= self.per_client:
-            error = PeerscreenError(
-                ErrorCode.TOO_MANY_CONNECTIONS,
-                f"Too many open connections from your address (at most {self.per_client}). "
-                "Close some, then try again.",
-            )
+        holder = id(scope)
+        if not self.gate.admit(holder, client_ip_of(scope, self.proxies)):
+            error = self.gate.refusal()
             if scope["type"] == "websocket":
                 if (await receive())["type"] == "websocket.connect":
                     await send({"type": "websocket.accept"})
+                    reason = "Too many connections"
                     await send(
-                        {
-                            "type": "websocket.close",
-                            "code": error.close_code,
-                            "reason": "Too many connections",
-                        }
+                        {"type": "websocket.close", "code": error.close_code, "reason": reason}
                     )
                 return
             response = error_response(error)
             response.headers["Retry-After"] = "5"
             await response(scope, receive, send)
             return
-        self._held[client] = held + 1
         try:
             await self._route(scope, receive, send)
         finally:
-            left = self._held[client] - 1
-            if left:
-                self._held[client] = left
-            else:
-                del self._held[client]
+            self.gate.release(holder)
 
 
 def create_app(settings: Settings | None = None) -> PeerscreenApp:
@@ -345,6 +332,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     async def metrics(request: Request) -> Response:
         signaling: Signaling = request.app.state.signaling
         signaling.metrics.sockets.set(len(request.app.state.sockets))
+        signaling.metrics.long_polls.set(signaling.polls.waiting)
         return Response(signaling.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)

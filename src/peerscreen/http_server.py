@@ -31,7 +31,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError
-from .ratelimit import Network, is_trusted
+from .gate import ConnectionGate
+from .ratelimit import Network
 
 logger = logging.getLogger("peerscreen.http")
 
@@ -43,41 +44,6 @@ LINGER = 1.0
 
 _FRAME_LOGGER = logging.getLogger("peerscreen.wsframes")
 _FRAME_LOGGER.setLevel(logging.WARNING)  # not even "connection open" for every socket
-
-
-class ConnectionGate:
-    """Counts open connections per client address and refuses those over the cap."""
-
-    def __init__(self, per_client: int, exempt: list[Network]) -> None:
-        self.per_client = per_client
-        self.exempt = exempt
-        self._open: dict[str, int] = {}
-        self._holders: dict[int, str] = {}  # id(transport) -> address counted for it
-
-    def admit(self, transport_id: int, address: str | None) -> bool:
-        """Count a new connection; False (and not counted) when its address is at the cap."""
-        if address is None or is_trusted(address, self.exempt):
-            return True
-        held = self._open.get(address, 0)
-        if held >= self.per_client:
-            return False
-        self._open[address] = held + 1
-        self._holders[transport_id] = address
-        return True
-
-    def release(self, transport_id: int) -> None:
-        """The connection closed (whichever protocol held it last); safe to call twice."""
-        address = self._holders.pop(transport_id, None)
-        if address is None:
-            return
-        left = self._open[address] - 1
-        if left:
-            self._open[address] = left
-        else:
-            del self._open[address]
-
-    def held_by(self, address: str) -> int:
-        return self._open.get(address, 0)
 
 
 def _error_bytes(status: int, error: PeerscreenError, extra: bytes = b"") -> bytes:
@@ -117,15 +83,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         address = self.client[0] if self.client else None
         if not self.gate.admit(id(transport), address):
-            message = (
-                f"Too many open connections from your address (at most "
-                f"{self.gate.per_client}). Close some, then try again."
-            )
-            self._refuse(
-                429,
-                PeerscreenError(ErrorCode.TOO_MANY_CONNECTIONS, message),
-                b"retry-after: 5\r\n",
-            )
+            self._refuse(429, self.gate.refusal(), b"retry-after: 5\r\n")
             return
         self._start_head_timer()
 

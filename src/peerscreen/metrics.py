@@ -41,6 +41,11 @@ class Metrics:
             "WebSockets open on this process.",
             registry=self.registry,
         )
+        self.long_polls = Gauge(
+            "peerscreen_long_polls_waiting",
+            "Long-poll requests waiting for mail on this process.",
+            registry=self.registry,
+        )
         self.setup_seconds = Histogram(
             "peerscreen_connection_setup_seconds",
             "Time from joining to the first frame, as reported by viewers' pages, by path.",

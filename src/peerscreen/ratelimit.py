@@ -10,16 +10,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import (
-    MovingWindowRateLimiter,
-    SlidingWindowCounterRateLimiter,
-)
+from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.types import Scope
@@ -84,15 +81,15 @@ class RateLimits:
     def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         self._storage = storage or storage_for(settings)
         self._limiter = MovingWindowRateLimiter(self._storage)
-        # Counted per participant, so there are many: two counters a key rather than a
-        # timestamp per call, smooth enough for a budget of hundreds a minute.
-        self._counter = SlidingWindowCounterRateLimiter(self._storage)
+        # Signals are counted on every message, per participant: too many keys and calls
+        # for the shared storage (the in-memory one rescans every key to expire them).
+        # Each process keeps token buckets of its own instead; see ParticipantBuckets.
+        self._signals = ParticipantBuckets(Limit.SIGNAL, parse(settings.rate_signal))
         self._items: dict[Limit, RateLimitItem] = {
             Limit.ROOMS: parse(settings.rate_rooms),
             Limit.API: parse(settings.rate_api),
             Limit.CHAT: parse(settings.rate_chat),
             Limit.PASSCODE: parse(settings.rate_passcode),
-            Limit.SIGNAL: parse(settings.rate_signal),
         }
 
     async def check(self, limit: Limit, *keys: str) -> None:
@@ -101,11 +98,14 @@ class RateLimits:
 
     async def hit(self, limit: Limit, *keys: str) -> None:
         """Count one call; raise :class:`RateLimited` if it is over the limit."""
+        if limit is Limit.SIGNAL:
+            self._signals.take(keys)
+            return
         await self._count(limit, keys, count=True)
 
     async def _count(self, limit: Limit, keys: tuple[str, ...], count: bool) -> None:
         item = self._items[limit]
-        limiter = self._counter if limit is Limit.SIGNAL else self._limiter
+        limiter = self._limiter
         try:
             if count:
                 allowed = await limiter.hit(item, limit.value, *keys)
@@ -121,6 +121,54 @@ class RateLimits:
                 raise StoreUnavailable(str(exc)) from exc
             raise
         raise RateLimited(limit, max(1, math.ceil(stats.reset_time - time.time())))
+
+
+class ParticipantBuckets:
+    """A token bucket per key, in this process: ``amount`` calls at once, refilled at
+    ``amount`` per period. O(1) a call and no background work, for limits counted on
+    every message.
+
+    With several processes each counts the calls it serves: a participant whose calls
+    reach two processes gets up to twice the allowance. What it can make the server
+    hold stays bounded by the mailbox budgets, which the store keeps for all processes.
+    """
+
+    PRUNE_EVERY = 4096
+
+    def __init__(
+        self, limit: Limit, item: RateLimitItem, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.capacity = float(item.amount)
+        self.per_second = item.amount / item.get_expiry()
+        self._buckets: dict[tuple[str, ...], list[float]] = {}  # key -> [tokens, at]
+        self._calls = 0
+
+    def take(self, key: tuple[str, ...]) -> None:
+        """Take one token; :class:`RateLimited` when the bucket is empty."""
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = [self.capacity, now]
+        else:
+            bucket[0] = min(self.capacity, bucket[0] + (now - bucket[1]) * self.per_second)
+            bucket[1] = now
+        if bucket[0] < 1 - 1e-9:  # a refill computed from clock readings, not exact
+            raise RateLimited(self.limit, max(1, math.ceil((1 - bucket[0]) / self.per_second)))
+        bucket[0] -= 1
+        self._calls += 1
+        if self._calls % self.PRUNE_EVERY == 0:
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        """Forget buckets idle long enough to be full again: they hold nothing."""
+        refill = self.capacity / self.per_second
+        for key in [k for k, (_, at) in self._buckets.items() if now - at >= refill]:
+            del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -388,8 +388,23 @@ async def test_clients_behind_a_trusted_proxy_are_capped_by_their_own_address(
 # --- faults -------------------------------------------------------------------------------
 
 
+async def gauge(server: ServerProcess, name: str) -> float:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        metrics = (await http.get("/metrics")).text
+    return float(next(m for m in metrics.splitlines() if m.startswith(name + " ")).split()[1])
+
+
+async def until_waiting(server: ServerProcess, poll: asyncio.Task[httpx.Response]) -> None:
+    """Return once the server holds the long-poll (it waits for mail); fail after 5 s."""
+    deadline = asyncio.get_running_loop().time() + 5
+    while await gauge(server, "peerscreen_long_polls_waiting") < 1:
+        assert not poll.done(), poll.result().text
+        assert asyncio.get_running_loop().time() < deadline, "the long-poll is not waiting"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_removed_viewers_long_poll_ends_at_once_with_403(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient, memory_server: ServerProcess
 ) -> None:
     room = await create_room(http)
     viewer = await join_room(http, room["roomId"])
@@ -398,8 +413,7 @@ async def test_a_removed_viewers_long_poll_ends_at_once_with_403(
     poll = asyncio.create_task(
         http.get(f"/api/rooms/{room['roomId']}/messages", params={"wait": 30}, headers=as_viewer)
     )
-    await asyncio.sleep(0.5)  # the long-poll is waiting (nothing else would answer it)
-    assert not poll.done()
+    await until_waiting(memory_server, poll)
     started = loop.time()
     removed = await http.delete(
         f"/api/rooms/{room['roomId']}/viewers/{viewer['viewerId']}",
@@ -424,8 +438,8 @@ async def test_stopping_the_server_ends_long_polls_at_once(
                 headers={"Authorization": f"Bearer {room['hostToken']}"},
             )
         )
-        await asyncio.sleep(0.5)
-        assert not poll.done() and server.process is not None
+        await until_waiting(server, poll)
+        assert server.process is not None
         loop = asyncio.get_running_loop()
         started = loop.time()
         server.process.terminate()
@@ -670,10 +684,7 @@ async def test_a_wrong_token_gets_the_same_answer_whoever_it_names(
 
 
 async def open_sockets(server: ServerProcess) -> int:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
-        metrics = (await http.get("/metrics")).text
-    line = next(m for m in metrics.splitlines() if m.startswith("peerscreen_sockets_open "))
-    return int(float(line.split()[1]))
+    return int(await gauge(server, "peerscreen_sockets_open"))
 
 
 async def test_a_socket_that_stops_reading_is_dropped_and_holds_up_no_one(

@@ -10,7 +10,7 @@ from ..config import Settings
 from ..errors import forbidden, room_not_found
 from ..presence import PresenceTracker
 from ..rooms import Participant, Signal
-from ..store import Message, Store
+from ..store import Listener, Message, Store
 from ..store.base import ROOM_OFFER
 
 logger = logging.getLogger("peerscreen.longpoll")
@@ -24,6 +24,7 @@ class LongPoll:
         self.store = store
         self.presence = presence
         self.draining = False
+        self.waiting = 0  # requests waiting for mail now
 
     def drain(self) -> None:
         """The server is stopping: every waiting reader returns what it has, now."""
@@ -96,19 +97,32 @@ class LongPoll:
         await self.presence.seen(participant)
         deadline = time.monotonic() + wait
         with self.store.listen(participant.room_id, *names) as listener:
-            while True:
-                found = await read()
-                remaining = deadline - time.monotonic()
-                if found or remaining <= 0 or self.draining:
-                    return found
-                # Waking at least once per heartbeat keeps a long-polling participant
-                # marked present.
-                woken = await listener.wait(min(remaining, self.settings.heartbeat_interval))
-                if woken and not self.draining:
-                    # Woken with nothing to read: the viewer may have been removed, or
-                    # the room lost.
-                    await self._still_here(participant)
-                await self.presence.seen(participant)
+            self.waiting += 1
+            try:
+                return await self._wait_loop(participant, read, listener, deadline)
+            finally:
+                self.waiting -= 1
+
+    async def _wait_loop(
+        self,
+        participant: Participant,
+        read: Callable[[], Awaitable[list[Message]]],
+        listener: Listener,
+        deadline: float,
+    ) -> list[Message]:
+        while True:
+            found = await read()
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0 or self.draining:
+                return found
+            # Waking at least once per heartbeat keeps a long-polling participant
+            # marked present.
+            woken = await listener.wait(min(remaining, self.settings.heartbeat_interval))
+            if woken and not self.draining:
+                # Woken with nothing to read: the viewer may have been removed, or the
+                # room lost.
+                await self._still_here(participant)
+            await self.presence.seen(participant)
 
     async def _still_here(self, participant: Participant) -> None:
         if await self.store.get_room(participant.room_id) is None:
