@@ -46,11 +46,12 @@ _FRAME_LOGGER = logging.getLogger("peerscreen.wsframes")
 _FRAME_LOGGER.setLevel(logging.WARNING)  # not even "connection open" for every socket
 
 
-def _error_bytes(status: int, error: PeerscreenError, extra: bytes = b"") -> bytes:
+def _error_bytes(error: PeerscreenError, extra: bytes = b"") -> bytes:
+    """A complete response that refuses the request and closes the connection."""
     body = json.dumps(error.to_json()).encode()
     return b"".join(
         [
-            STATUS_LINE[status],
+            STATUS_LINE[error.status],
             b"content-type: application/json\r\n",
             b"content-length: " + str(len(body)).encode() + b"\r\n",
             extra,
@@ -83,7 +84,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         address = self.client[0] if self.client else None
         if not self.gate.admit(id(transport), address):
-            self._refuse(429, self.gate.refusal(), b"retry-after: 5\r\n")
+            self._refuse(self.gate.refusal(), b"retry-after: 5\r\n")
             return
         self._start_head_timer()
 
@@ -105,12 +106,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self._in_head and not self._done:
             message = f"The request head did not arrive within {self.header_timeout:g} seconds."
-            self._refuse(408, PeerscreenError(ErrorCode.REQUEST_TIMEOUT, message))
+            self._refuse(PeerscreenError(ErrorCode.REQUEST_TIMEOUT, message))
 
-    def _refuse(self, status: int, error: PeerscreenError, extra: bytes = b"") -> None:
+    def _refuse(self, error: PeerscreenError, extra: bytes = b"") -> None:
         self._done = True
         self._stop_head_timer()
-        self._answer_and_close(_error_bytes(status, error, extra))
+        self._answer_and_close(_error_bytes(error, extra))
 
     def _answer_and_close(self, response: bytes) -> None:
         """Send the refusal, then read and drop what the client still sends for a moment
@@ -133,7 +134,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._start_head_timer()
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES + 4:  # the blank line ending the head
-                self._refuse(431, _head_too_large(f"more than {MAX_HEAD_BYTES // 1024} KB"))
+                self._refuse(_head_too_large(f"more than {MAX_HEAD_BYTES // 1024} KB"))
                 return
         super().data_received(data)
 
@@ -153,11 +154,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_lines += 1
         if self._header_lines > MAX_HEADERS:
-            self._refusal = _error_bytes(431, _head_too_large(f"more than {MAX_HEADERS} lines"))
+            self._refusal = _error_bytes(_head_too_large(f"more than {MAX_HEADERS} lines"))
             raise _HeadRefused
         if len(name) + len(value) > MAX_HEADER_LINE:
             line = f"a line over {MAX_HEADER_LINE // 1024} KB"
-            self._refusal = _error_bytes(431, _head_too_large(line))
+            self._refusal = _error_bytes(_head_too_large(line))
             raise _HeadRefused
         super().on_header(name, value)
 

@@ -59,16 +59,18 @@ async def test_deeply_nested_json_is_refused_on_every_transport(
     )
     assert_error(over_http, 400, "invalid_request")
     url = f"{memory_server.ws_url}/api/rooms/{room['roomId']}/ws"
-    async with websockets.connect(url) as ws:
-        await ws.send(json.dumps({"type": "hello", "token": room["hostToken"]}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
-        await ws.send(deep)
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            while True:  # pings may come first
-                await asyncio.wait_for(ws.recv(), 10)
-    assert closed.value.rcvd is not None
-    # 4400, not 1000 (which would mean the host left the room).
-    assert closed.value.rcvd.code == 4400
+    # Deep within the size limit: 4400, not 1000 (which would mean the host left). Deeper
+    # still, 100,000 levels, is over the 128 KB a message may take: 1009, message too big.
+    for message, code in ((deep, 4400), ("[" * 100_000 + "]" * 100_000, 1009)):
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "hello", "token": room["hostToken"]}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
+            await ws.send(message)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:  # pings may come first
+                    await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == code
     # The room is still there and the host can come back.
     status = await http.get(f"/api/rooms/{room['roomId']}")
     assert status.json()["ended"] is False
