@@ -31,6 +31,15 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for tests that stop, restart or empty it."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def start_server(artifacts: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start peerscreen processes with given settings; all are stopped after the test."""
     started: list[ServerProcess] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -77,14 +77,6 @@ async def test_grace_period_is_judged_across_processes(
         await host.next("viewer-left", timeout=3)
     for member in (host, viewer, back):
         await member.close()
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_redis_outage_fails_fast_and_recovers(

@@ -8,7 +8,7 @@ import json
 import re
 import resource
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -575,14 +575,6 @@ async def test_signaling_rate_limit_holds_on_every_transport(
         while (reply := json.loads(await asyncio.wait_for(ws.recv(), 10))).get("id") != "c1":
             pass
     assert reply["type"] == "error" and reply["code"] == "rate_limited"
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_the_first_call_after_a_redis_restart_succeeds(
