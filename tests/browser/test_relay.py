@@ -139,6 +139,19 @@ def test_check_page_verdicts(
     )
     expect(page.locator("#verdict-title")).to_contain_text("did not give a relay address")
 
+    # Static credentials are never handed to this public page: it says it cannot test them.
+    static = start_server(
+        turn_urls=turn_server.url, turn_username="someone", turn_password="not-for-the-page"
+    )
+    page.goto(static.base_url + "/check")
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "relay-unchecked")
+    expect(page.locator("#verdict-title")).to_have_text(
+        "A relay is configured, but this page cannot test it"
+    )
+    expect(page.locator("[data-check=relay]")).to_have_attribute("data-ok", "untested")
+    expect(page.locator("[data-check=relay]")).to_contain_text("Not tested")
+    page.screenshot(path=str(screenshots / "check-relay-unchecked.png"))
+
 
 def test_serve_with_turn_runs_its_own_coturn(
     start_server: Callable[..., ServerProcess], new_page: NewPage

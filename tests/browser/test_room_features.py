@@ -44,6 +44,13 @@ def test_chat_between_host_and_viewers_with_history_and_no_markup(
         expect(log.nth(1)).to_contain_text("Hi Dana")
         expect(log.nth(2).locator(".text")).to_have_text(XSS)  # shown as its characters
         expect(page.locator("#chat-log img")).to_have_count(0)
+        # The host's messages are marked by who sent them, whatever the name.
+        expect(log.nth(0).locator(".badge")).to_have_text("host")
+        expect(log.nth(1).locator(".badge")).to_have_count(0)
+    # A viewer cannot pass for the host by name: refused, and the page says why.
+    say(bob, "trust me", name="Host")
+    expect(bob.locator("#chat-log li")).to_have_count(3)
+    expect(bob.locator("body")).to_contain_text("Only the host's name may say 'host'")
     # The host's viewer list shows the names viewers chose.
     expect(host.locator("#viewer-list")).to_contain_text("Alice")
     expect(host.locator("#viewer-list")).to_contain_text("Bob")

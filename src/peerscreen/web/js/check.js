@@ -12,12 +12,16 @@ function $(id) {
   return element;
 }
 
-/** @param {string} listId @param {string} key @param {boolean} ok @param {string} text */
+/**
+ * @param {string} listId @param {string} key
+ * @param {boolean | null} ok  null: not tested
+ * @param {string} text
+ */
 function addRow(listId, key, ok, text) {
   const item = document.createElement("li");
   item.dataset.check = key;
-  item.dataset.ok = String(ok);
-  item.textContent = `${ok ? "Yes" : "No"}: ${text}`;
+  item.dataset.ok = ok === null ? "untested" : String(ok);
+  item.textContent = `${ok === null ? "Not tested" : ok ? "Yes" : "No"}: ${text}`;
   $(listId).append(item);
 }
 
@@ -59,7 +63,8 @@ function conclude(verdict, title, text) {
   $("verdict-title").textContent = title;
   $("verdict-text").textContent = text;
   const status = $("status");
-  status.dataset.state = verdict === "relay-broken" || verdict === "no-webrtc" ? "failed" : "connected";
+  const failed = verdict === "relay-broken" || verdict === "no-webrtc";
+  status.dataset.state = failed ? "failed" : verdict === "relay-unchecked" ? "checking" : "connected";
   status.textContent = title;
 }
 
@@ -78,7 +83,8 @@ async function main() {
   const { types, errors } = await gather({ iceServers: ice.iceServers });
   addRow("candidates", "host", types.has("host"), "Local addresses");
   addRow("candidates", "srflx", types.has("srflx"), "Public address seen by STUN (direct connections across NAT)");
-  addRow("candidates", "relay", types.has("relay"), "Relay address from TURN");
+  const relayTested = ice.relayCheckable || !ice.relayAvailable;
+  addRow("candidates", "relay", relayTested ? types.has("relay") : null, "Relay address from TURN");
   if (!ice.relayAvailable) {
     conclude(
       "no-relay",
