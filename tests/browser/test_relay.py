@@ -58,7 +58,7 @@ def test_wrong_turn_credentials_are_refused_and_the_page_says_so(
     code = start_sharing(host, server.base_url)
     viewer = new_page()
     viewer.goto(f"{server.base_url}/r/{code}?relay=1")
-    expect(viewer.locator("#status")).to_contain_text(
+    expect(viewer.locator("#viewer-message-title")).to_contain_text(
         "Could not reach the host through the relay", timeout=60_000
     )
 

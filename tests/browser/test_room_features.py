@@ -97,12 +97,16 @@ def test_lock_keeps_new_viewers_out_and_remove_closes_one(
     expect(host.locator("#lock-room")).to_have_attribute("aria-pressed", "true")
     outside = new_page()
     watch(outside, base, code)
-    expect(outside.locator("#status")).to_contain_text("The host has locked this room")
+    expect(outside.locator("#viewer-message-title")).to_contain_text(
+        "The host has locked this room"
+    )
     expect(inside.locator("#status")).to_have_text("Connected.")  # those inside stay
 
     viewer_id = host.locator("#viewer-list li").first.get_attribute("data-viewer-id")
     host.get_by_role("button", name=re.compile(f"Remove .*{viewer_id}")).click()
-    expect(inside.locator("#status")).to_have_text("The host removed you from the room.")
+    expect(inside.locator("#viewer-message-title")).to_have_text(
+        "The host removed you from the room."
+    )
     expect(host.locator("#viewer-count")).to_have_text("0")
 
 

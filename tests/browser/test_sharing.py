@@ -46,7 +46,7 @@ def test_host_and_two_viewers_see_frames_then_the_host_stops(
 
     host.get_by_role("button", name="Stop sharing").click()
     for viewer in viewers:
-        expect(viewer.locator("#status")).to_have_text("Host ended sharing.")
+        expect(viewer.locator("#viewer-message-title")).to_have_text("Host ended sharing.")
         expect(viewer.locator("#status")).to_have_attribute("data-state", "ended")
     viewers[0].screenshot(path=str(screenshots / "viewer-host-ended.png"))
 
@@ -56,7 +56,7 @@ def test_unknown_room_says_so_at_once(
 ) -> None:
     page = new_page()
     watch(page, memory_server.base_url, "zzzz-zzzzz-zzzz")
-    expect(page.locator("#status")).to_contain_text("Room not found", timeout=3000)
+    expect(page.locator("#viewer-message-title")).to_contain_text("Room not found", timeout=3000)
     page.screenshot(path=str(screenshots / "viewer-room-not-found.png"))
 
 
@@ -67,7 +67,7 @@ def test_a_host_that_never_offers_times_out(
     room = httpx.post(server.base_url + "/api/rooms").json()
     page = new_page()
     watch(page, server.base_url, room["roomId"])
-    expect(page.locator("#status")).to_contain_text("No offer received from host")
+    expect(page.locator("#viewer-message-title")).to_contain_text("No offer received from host")
 
 
 def test_quality_and_source_switches_keep_frames_and_connections(
@@ -113,7 +113,7 @@ def test_a_viewer_leaves_and_another_joins_without_disturbing_the_rest(
         expect_frames_flowing(viewer)
 
     leaving.get_by_role("button", name="Leave").click()
-    expect(leaving.locator("#status")).to_have_text("You left the room.")
+    expect(leaving.locator("#viewer-message-title")).to_have_text("You left the room.")
     expect(host.locator("#viewer-count")).to_have_text("1")
 
     late = new_page()
@@ -134,7 +134,7 @@ def test_sharing_through_redis_with_a_long_polling_viewer(
     expect_frames_flowing(viewer)
     expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
     host.get_by_role("button", name="Stop sharing").click()
-    expect(viewer.locator("#status")).to_have_text("Host ended sharing.")
+    expect(viewer.locator("#viewer-message-title")).to_have_text("Host ended sharing.")
 
 
 def test_a_full_room_says_so(start_server: Callable[..., ServerProcess], new_page: NewPage) -> None:
@@ -143,7 +143,7 @@ def test_a_full_room_says_so(start_server: Callable[..., ServerProcess], new_pag
     httpx.post(f"{server.base_url}/api/rooms/{room['roomId']}/viewers")
     page = new_page()
     watch(page, server.base_url, room["roomId"])
-    expect(page.locator("#status")).to_contain_text("Room is full")
+    expect(page.locator("#viewer-message-title")).to_contain_text("Room is full")
 
 
 def test_the_browsers_own_stop_button_ends_the_room(
@@ -162,7 +162,7 @@ def test_the_browsers_own_stop_button_ends_the_room(
         ".forEach((s) => s.track && s.track.dispatchEvent(new Event('ended')))"
     )
     expect(host.locator("#status")).to_have_text("Sharing stopped.")
-    expect(viewer.locator("#status")).to_have_text("Host ended sharing.")
+    expect(viewer.locator("#viewer-message-title")).to_have_text("Host ended sharing.")
 
 
 def test_the_viewer_page_fits_a_phone(
@@ -215,7 +215,9 @@ def test_a_host_that_closes_its_page_ends_the_room_after_the_grace_period(
     watch(viewer, server.base_url, code)
     expect_frames_flowing(viewer)
     host.close()
-    expect(viewer.locator("#status")).to_have_text("Host ended sharing.", timeout=15_000)
+    expect(viewer.locator("#viewer-message-title")).to_have_text(
+        "Host ended sharing.", timeout=15_000
+    )
 
 
 BLOCK_WEBSOCKETS = """
@@ -242,7 +244,8 @@ def test_a_viewer_behind_a_websocket_blocking_proxy_falls_back_to_long_poll(
     viewer.goto(base + "/")
     viewer.get_by_label("Join a room").fill(code.upper().replace("-", " "))  # as typed
     viewer.get_by_role("button", name="Join").click()
-    expect(viewer).to_have_url(f"{base}/r/{code.upper().replace('-', '%20')}")
+    # The address bar shows the code in its canonical form, a link others can open.
+    expect(viewer).to_have_url(f"{base}/r/{code}")
     expect_frames_flowing(viewer)
     expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
 

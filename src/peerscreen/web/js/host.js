@@ -221,6 +221,11 @@ export class HostSession extends EventTarget {
    * @param {MediaStream} stream
    */
   async replaceStream(stream) {
+    if (this.ended) {
+      // Nothing may stay captured for a room that is over.
+      for (const track of stream.getTracks()) track.stop();
+      throw new Error("The room has ended.");
+    }
     const old = this.stream;
     this.stream = stream;
     for (const entry of this.viewers.values()) {

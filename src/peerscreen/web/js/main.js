@@ -1,8 +1,9 @@
 // The page: landing, host and viewer screens. All DOM code lives here; the protocol and
 // WebRTC logic is in signaling.js, peer.js, host.js and viewer.js.
 
-import { attachChat } from "./chat.js";
+import { attachChat, hideChat, setChatEnabled } from "./chat.js";
 import { HostSession, forgetSavedRoom, savedRoom } from "./host.js";
+import { roomCodeFrom } from "./roomcode.js";
 import { SignalingError, api } from "./signaling.js";
 import { StatsSampler, describeStats } from "./stats.js";
 import { ViewerSession } from "./viewer.js";
@@ -65,7 +66,16 @@ function setUpLanding() {
       ? "This browser cannot share its screen (most phones cannot). You can still watch: join a room."
       : "This browser does not support WebRTC, so it can neither share nor watch.";
   }
-  start.addEventListener("click", async () => startSharing(await configPromise));
+  start.addEventListener("click", async () => {
+    // One click, one room: a second click while the first is starting does nothing.
+    if (start.disabled) return;
+    start.disabled = true;
+    try {
+      await startSharing(await configPromise);
+    } finally {
+      start.disabled = !canShare();
+    }
+  });
   const saved = savedRoom();
   if (saved) {
     $("resume-card").hidden = false;
@@ -80,12 +90,29 @@ function setUpLanding() {
   }
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const code = /** @type {HTMLInputElement} */ ($("join-code")).value.trim();
-    if (!code) return;
+    const typed = /** @type {HTMLInputElement} */ ($("join-code")).value.trim();
+    if (!typed) return;
+    const code = roomCodeFrom(typed);
+    if (!code) {
+      setStatus("failed", "That is not a room code. Room codes look like k7dm-x9paq-3hrt; you can also paste the whole link.");
+      return;
+    }
     // Same page, new address: the link is shareable and no reload delays the join.
-    history.pushState(null, "", `/r/${encodeURIComponent(code)}${location.search}`);
+    history.pushState(null, "", `/r/${code}${location.search}`);
     watch(code);
   });
+}
+
+/**
+ * The room this page hosts, if any. The host controls are wired once and act on it.
+ * @type {{session: HostSession | null, config: ClientConfig | null, startedAt: number, watched: Set<string>}}
+ */
+const hosting = { session: null, config: null, startedAt: 0, watched: new Set() };
+
+/** The live host session, or null once it has ended (nothing may act on a dead room). */
+function liveSession() {
+  const session = hosting.session;
+  return session && !session.ended ? session : null;
 }
 
 /**
@@ -104,15 +131,19 @@ async function startSharing(config, resume = null) {
     return;
   }
   const session = new HostSession({ stream, forceLongPoll, forceRelay: forceRelay || config.relayOnly });
-  session.addEventListener("viewers", (event) => renderViewers(/** @type {CustomEvent} */ (event).detail));
+  session.addEventListener("viewers", (event) => {
+    const viewers = /** @type {CustomEvent} */ (event).detail;
+    for (const viewer of viewers) if (viewer.state === "connected") hosting.watched.add(viewer.id);
+    if (hosting.session === session) renderViewers(viewers);
+  });
   session.addEventListener("signaling", (event) => {
     const state = /** @type {CustomEvent} */ (event).detail;
+    if (session.ended) return;
     if (state === "open") setStatus("connected", "Sharing. Send the link to your viewers.");
     if (state === "reconnecting") setStatus("reconnecting", "Lost the server; reconnecting...");
   });
-  session.addEventListener("ended", () => {
-    setStatus("ended", "Sharing stopped.");
-    /** @type {HTMLButtonElement} */ ($("stop-sharing")).disabled = true;
+  session.addEventListener("ended", (event) => {
+    if (hosting.session === session) showHostEnded(/** @type {CustomEvent} */ (event).detail.reason);
   });
   let room;
   try {
@@ -127,41 +158,53 @@ async function startSharing(config, resume = null) {
     setStatus("failed", `Could not ${what}: ${error instanceof Error ? error.message : String(error)}`);
     return;
   }
+  hosting.session = session;
+  hosting.config = config;
+  hosting.startedAt = Date.now();
+  hosting.watched = new Set();
   show("host");
-  $("no-relay-hint").hidden = config.relayAvailable;
-  setUpHostControls(session);
-  $("room-code").textContent = room.roomId;
-  const link = /** @type {HTMLInputElement} */ ($("room-link"));
-  link.value = room.url;
-  $("copy-link").addEventListener("click", async () => {
-    try {
-      await navigator.clipboard.writeText(room.url);
-      setStatus("connected", "Link copied.");
-    } catch {
-      link.select();
-    }
-  });
-  /** @type {HTMLImageElement} */ ($("room-qr")).src = `/api/rooms/${room.roomId}/qr.svg`;
-  for (const radio of document.querySelectorAll('input[name="quality"]')) {
-    radio.addEventListener("change", (event) => {
-      const value = /** @type {HTMLInputElement} */ (event.target).value;
-      void session.setQuality(value === "motion" ? "motion" : "detail");
-      setStatus("connected", value === "motion" ? "Optimized for motion." : "Optimized for text and detail.");
-    });
+  $("host-ended").hidden = true;
+  $("host-live").hidden = false;
+  if (!hostControlsReady) {
+    setUpHostControls();
+    hostControlsReady = true;
   }
-  $("switch-source").addEventListener("click", async () => {
-    try {
-      const next = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
-      await session.replaceStream(next);
-      setStatus("connected", "Now sharing the new source.");
-    } catch {
-      setStatus("connected", "Still sharing the same source.");
-    }
-  });
-  $("stop-sharing").addEventListener("click", () => void session.stop());
+  resetHostControls();
+  $("no-relay-hint").hidden = config.relayAvailable;
+  if (session.client) attachChat(session.client, "host", (message) => setStatus("failed", message));
+  $("room-code").textContent = room.roomId;
+  /** @type {HTMLInputElement} */ ($("room-link")).value = room.url;
+  /** @type {HTMLImageElement} */ ($("room-qr")).src = `/api/rooms/${room.roomId}/qr.svg`;
+  renderViewers([]);
+  $("upload-total").textContent = "";
   // Leaving the page does not end the room at once: a reload can resume it (see the
   // start page); otherwise the server ends it when the grace period runs out.
 }
+
+/** @param {string} reason  why the room ended (host-ended, host-left, signaling closed) */
+function showHostEnded(reason) {
+  $("host-live").hidden = true;
+  hideChat();
+  const seconds = Math.max(1, Math.round((Date.now() - hosting.startedAt) / 1000));
+  const watched = hosting.watched.size;
+  const who = watched === 0 ? "nobody watched" : watched === 1 ? "1 person watched" : `${watched} people watched`;
+  $("host-ended-summary").textContent = `You shared for ${describeDuration(seconds)}; ${who}. The room is closed and its link no longer works.`;
+  $("host-ended").hidden = false;
+  // Stopping is the host's own choice: said plainly, not as an error.
+  if (reason === "host-ended") setStatus("idle", "Sharing stopped.");
+  else setStatus("ended", "The room has ended.");
+  /** @type {HTMLButtonElement} */ ($("share-again")).focus();
+}
+
+/** @param {number} seconds */
+function describeDuration(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${seconds % 60} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+let hostControlsReady = false;
 
 const AUTH_KEY = "peerscreen.authSecret";
 
@@ -204,17 +247,75 @@ function askForSecret() {
   });
 }
 
+/** The host page's controls as a new room starts: unlocked, no passcode, best detail. */
+function resetHostControls() {
+  const lock = $("lock-room");
+  lock.setAttribute("aria-pressed", "false");
+  lock.textContent = "Lock room";
+  /** @type {HTMLInputElement} */ ($("host-passcode")).value = "";
+  const detail = /** @type {HTMLInputElement | null} */ (document.querySelector('input[name="quality"][value="detail"]'));
+  if (detail) detail.checked = true;
+}
+
 /**
- * The host's controls: passcode, lock, chat, removing viewers.
- * @param {HostSession} session
+ * The host's controls, wired once; each acts on the live session, if there is one.
  */
-function setUpHostControls(session) {
+function setUpHostControls() {
   const report = (/** @type {string} */ message) => setStatus("failed", message);
-  if (session.client) attachChat(session.client, "host", report);
+  const link = /** @type {HTMLInputElement} */ ($("room-link"));
+  $("copy-link").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(link.value);
+      setStatus("connected", "Link copied.");
+    } catch {
+      link.select();
+    }
+  });
+  for (const radio of document.querySelectorAll('input[name="quality"]')) {
+    radio.addEventListener("change", (event) => {
+      const session = liveSession();
+      if (!session) return;
+      const value = /** @type {HTMLInputElement} */ (event.target).value;
+      void session.setQuality(value === "motion" ? "motion" : "detail");
+      setStatus("connected", value === "motion" ? "Optimized for motion." : "Optimized for text and detail.");
+    });
+  }
+  $("switch-source").addEventListener("click", async () => {
+    // Never capture anything for a room that is over: that would be a live capture
+    // nobody asked for.
+    if (!liveSession()) return;
+    /** @type {MediaStream} */
+    let next;
+    try {
+      next = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+    } catch {
+      setStatus("connected", "Still sharing the same source.");
+      return;
+    }
+    const session = liveSession();
+    if (!session) {
+      for (const track of next.getTracks()) track.stop();
+      return;
+    }
+    await session.replaceStream(next);
+    setStatus("connected", "Now sharing the new source.");
+  });
+  $("stop-sharing").addEventListener("click", () => void liveSession()?.stop());
+  $("share-again").addEventListener("click", async () => {
+    const button = /** @type {HTMLButtonElement} */ ($("share-again"));
+    if (button.disabled) return;
+    button.disabled = true;
+    try {
+      await startSharing(hosting.config ?? (await configPromise));
+    } finally {
+      button.disabled = false;
+    }
+  });
   const passcode = /** @type {HTMLInputElement} */ ($("host-passcode"));
   $("host-passcode-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (!passcode.value) return;
+    const session = liveSession();
+    if (!passcode.value || !session) return;
     try {
       await session.setAccess({ passcode: passcode.value });
       setStatus("connected", "Passcode set: new viewers must enter it.");
@@ -223,12 +324,16 @@ function setUpHostControls(session) {
     }
   });
   $("clear-passcode").addEventListener("click", async () => {
+    const session = liveSession();
+    if (!session) return;
     await session.setAccess({ passcode: null }).catch(() => undefined);
     passcode.value = "";
     setStatus("connected", "Passcode removed: anyone with the link can join.");
   });
   const lock = $("lock-room");
   lock.addEventListener("click", async () => {
+    const session = liveSession();
+    if (!session) return;
     const locked = lock.getAttribute("aria-pressed") !== "true";
     try {
       const info = await session.setAccess({ locked });
@@ -239,10 +344,12 @@ function setUpHostControls(session) {
       report(error instanceof Error ? error.message : String(error));
     }
   });
-  // Each viewer's figures and the total upload, once a second.
-  /** @type {Map<RTCPeerConnection, StatsSampler>} */
-  const samplers = new Map();
-  const statsTimer = setInterval(async () => {
+  // Each viewer's figures and the total upload, once a second, while a room is live.
+  /** @type {WeakMap<RTCPeerConnection, StatsSampler>} */
+  const samplers = new WeakMap();
+  setInterval(async () => {
+    const session = liveSession();
+    if (!session) return;
     let total = 0;
     for (const entry of session.viewers.values()) {
       let sampler = samplers.get(entry.link.pc);
@@ -254,12 +361,14 @@ function setUpHostControls(session) {
         cell.textContent = `${stats.width}x${stats.height}, ${Math.round(stats.fps)} fps, ${stats.bitrateKbps} kbit/s, ${stats.rttMs ?? "-"} ms, ${stats.path}`;
       }
     }
-    $("upload-total").textContent = session.viewers.size ? `uploading ${total} kbit/s in all` : "";
+    if (liveSession() === session) {
+      $("upload-total").textContent = session.viewers.size ? `uploading ${total} kbit/s in all` : "";
+    }
   }, 1000);
-  session.addEventListener("ended", () => clearInterval(statsTimer));
   $("viewer-list").addEventListener("click", (event) => {
     const button = /** @type {HTMLElement} */ (event.target).closest("button[data-remove]");
-    if (button instanceof HTMLElement && button.dataset.remove) {
+    const session = liveSession();
+    if (session && button instanceof HTMLElement && button.dataset.remove) {
       void session.removeViewerFromRoom(button.dataset.remove).catch((error) => report(String(error)));
     }
   });
@@ -314,14 +423,18 @@ function watch(roomId) {
   });
   session.addEventListener("status", (event) => {
     const { state, message } = /** @type {CustomEvent} */ (event).detail;
-    setStatus(state, message);
     document.body.dataset.viewerState = state;
     const over = state === "failed" || state === "ended";
+    // Said once: the card tells what happened, the status bar only the state.
+    setStatus(state, over ? (state === "ended" ? "Not watching" : "Not connected") : message);
     $("viewer-message").hidden = !over;
     $("viewer-stage").hidden = over; // the stream is over too: no black box
     $("viewer-controls").hidden = over;
     $("viewer-message-title").textContent = message;
-    nextStep.textContent = nextStepFor(message);
+    const next = nextStepFor(message);
+    nextStep.textContent = next.hint;
+    $("check-connection").hidden = !next.connection;
+    if (over) setChatEnabled(false, "The chat closed with the room for you.");
   });
   $("retry").addEventListener("click", () => location.reload());
   const overlay = $("stats-overlay");
@@ -409,17 +522,28 @@ function watch(roomId) {
   void session.start();
 }
 
-/** What the viewer can do about a message, in plain words. @param {string} message */
+/**
+ * What the viewer can do about a message, in plain words, and whether it may be the
+ * connection's fault (only then is the connectivity check offered).
+ * @param {string} message
+ * @returns {{hint: string, connection: boolean}}
+ */
 function nextStepFor(message) {
-  if (message.startsWith("Room not found")) return "Check the code for typos, or ask the host for a new link.";
-  if (message.startsWith("Room is full")) return "Try again when someone leaves, or ask the host for a bigger room.";
-  if (message.startsWith("No offer")) return "The host's page may be closed or stuck. Ask the host to check it, then try again.";
-  if (message.startsWith("Host ended")) return "Ask the host for a new link if they share again.";
-  if (message.startsWith("You left")) return "Use Try again to rejoin.";
-  if (message.startsWith("The host removed")) return "Ask the host if you should be here.";
-  if (message.startsWith("The host has locked")) return "Ask the host to unlock the room, then try again.";
-  if (message.startsWith("Too many")) return "Wait for the time it says, then try again.";
-  return "Check your network connection, then try again.";
+  /** @type {[string, string][]} */
+  const known = [
+    ["Room not found", "Check the code for typos, or ask the host for a new link."],
+    ["That is not a room code", "Room codes look like k7dm-x9paq-3hrt; you can also paste the whole link."],
+    ["Room is full", "Try again when someone leaves, or ask the host for a bigger room."],
+    ["No offer", "The host's page may be closed or stuck. Ask the host to check it, then try again."],
+    ["Host ended", "Ask the host for a new link if they share again."],
+    ["This room no longer exists", "Ask the host for a new link."],
+    ["You left", "Use Try again to rejoin."],
+    ["The host removed", "Ask the host if you should be here."],
+    ["The host has locked", "Ask the host to unlock the room, then try again."],
+    ["Too many", "Wait for the time it says, then try again."],
+  ];
+  for (const [start, hint] of known) if (message.startsWith(start)) return { hint, connection: false };
+  return { hint: "Check your network connection, then try again.", connection: true };
 }
 
 function main() {

@@ -221,7 +221,8 @@ function iceFailure(rtc) {
 /** @param {unknown} error */
 function describeJoinError(error) {
   if (error instanceof SignalingError) {
-    if (error.code === "room_not_found" || error.code === "invalid_request") return "Room not found. Check the code, or ask the host for a new link.";
+    if (error.code === "room_not_found") return "Room not found. Check the code, or ask the host for a new link.";
+    if (error.code === "invalid_request") return "That is not a room code. Room codes look like k7dm-x9paq-3hrt.";
     if (error.code === "room_full") return "Room is full. Ask the host to let you in later.";
     if (error.code === "room_ended") return "Host ended sharing.";
     return error.message;
