@@ -339,6 +339,11 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(str(WEB_DIR / "index.html"))
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for this path on their own, whatever the page links to.
+        return FileResponse(str(WEB_DIR / "favicon.svg"), media_type="image/svg+xml")
+
     @app.get("/check", include_in_schema=False)
     async def check_page() -> FileResponse:
         return FileResponse(str(WEB_DIR / "check.html"))

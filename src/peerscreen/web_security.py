@@ -21,9 +21,12 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "form-action 'self'",
     ]
 )
+# Chromium consults the camera and microphone policy when a page captures the screen
+# (and logs a violation if they are denied), so they are this origin's only, like screen
+# capture, rather than nobody's.
 PERMISSIONS_POLICY = (
     "display-capture=(self), fullscreen=(self), picture-in-picture=(self), "
-    "camera=(), microphone=(), geolocation=()"
+    "camera=(self), microphone=(self), geolocation=()"
 )
 HSTS = "max-age=31536000"
 # The interactive API reference loads its viewer from a CDN, with inline script.

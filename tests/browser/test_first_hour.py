@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import ConsoleMessage, Page, Response, expect
 
 from ..support.processes import ServerProcess
 from .pages import start_sharing, watch
@@ -187,3 +187,44 @@ def test_after_leaving_the_viewer_page_offers_only_what_can_work(
     expect(ended.locator("#viewer-message-title")).to_have_text("Host ended sharing.")
     expect(ended.locator("#check-connection")).to_be_hidden()
     expect(ended.get_by_placeholder("Write a message")).to_be_disabled()
+
+
+def record_problems(page: Page, label: str, problems: list[str]) -> None:
+    """Collect the page's console errors and failed requests into ``problems``."""
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"{label} console: {message.text}")
+
+    def on_response(response: Response) -> None:
+        if response.status >= 400:
+            problems.append(f"{label} {response.status} {response.url}")
+
+    page.on("console", on_console)
+    page.on("response", on_response)
+
+
+def test_pages_load_without_errors_in_the_console(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    """A whole session, host and viewer, under the real Content-Security-Policy: no
+    console error, no failed request (the favicon included)."""
+    base = memory_server.base_url
+    host, viewer = new_page(enforce_csp=True), new_page(enforce_csp=True)
+    problems: list[str] = []
+    record_problems(host, "host", problems)
+    record_problems(viewer, "viewer", problems)
+    code = start_sharing(host, base)
+    watch(viewer, base, code)
+    expect(viewer.locator("#status")).to_have_text("Connected.")
+    viewer.get_by_placeholder("Write a message").fill("hi")
+    viewer.get_by_role("button", name="Send").click()
+    expect(host.locator("#chat-log li")).to_have_count(1)
+    check = new_page(enforce_csp=True)
+    record_problems(check, "check", problems)
+    check.goto(base + "/check")
+    expect(check.locator("#verdict")).not_to_have_attribute("data-verdict", "pending")
+    assert httpx.get(base + "/favicon.ico").status_code == 200
+    host.get_by_role("button", name="Stop sharing").click()
+    expect(viewer.locator("#viewer-message-title")).to_have_text("Host ended sharing.")
+    assert problems == [], problems

@@ -119,6 +119,12 @@ def test_check_page_verdicts(
     page.goto(memory_server.base_url + "/check")
     expect(page.locator("#verdict")).to_have_attribute("data-verdict", "no-relay")
     expect(page.locator("#verdict-title")).to_have_text("No relay is configured")
+    # Not a success: not in green. And with no STUN server, STUN was not tested at all.
+    expect(page.locator("#status")).to_have_attribute("data-state", "warning")
+    expect(page.locator("[data-check=srflx]")).to_have_attribute("data-ok", "untested")
+    expect(page.locator("[data-check=srflx]")).to_contain_text("no STUN server is configured")
+    expect(page.locator("[data-check=relay]")).to_have_attribute("data-ok", "untested")
+    page.screenshot(path=str(screenshots / "check-no-relay.png"))
     expect(page.locator("[data-check=webrtc]")).to_have_attribute("data-ok", "true")
     expect(page.locator("[data-check=screen]")).to_have_attribute("data-ok", "true")
 
@@ -128,6 +134,7 @@ def test_check_page_verdicts(
     expect(page.locator("#verdict")).to_have_attribute("data-verdict", "direct-ok")
     expect(page.locator("#verdict-text")).to_contain_text("the relay is there")
     expect(page.locator("[data-check=relay]")).to_have_attribute("data-ok", "true")
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     page.screenshot(path=str(screenshots / "check-relay-ok.png"))
 
     unreachable = start_server(

@@ -64,7 +64,10 @@ function conclude(verdict, title, text) {
   $("verdict-text").textContent = text;
   const status = $("status");
   const failed = verdict === "relay-broken" || verdict === "no-webrtc";
-  status.dataset.state = failed ? "failed" : verdict === "relay-unchecked" ? "checking" : "connected";
+  // Green only for what was shown to work; a missing or untested relay is no success.
+  const good = verdict === "direct-ok" || verdict === "relay-ok";
+  status.dataset.state = failed ? "failed" : good ? "connected" : "warning";
+  box.dataset.tone = status.dataset.state;
   status.textContent = title;
 }
 
@@ -82,9 +85,22 @@ async function main() {
   const ice = await api("/api/check/ice-servers");
   const { types, errors } = await gather({ iceServers: ice.iceServers });
   addRow("candidates", "host", types.has("host"), "Local addresses");
-  addRow("candidates", "srflx", types.has("srflx"), "Public address seen by STUN (direct connections across NAT)");
-  const relayTested = ice.relayCheckable || !ice.relayAvailable;
-  addRow("candidates", "relay", relayTested ? types.has("relay") : null, "Relay address from TURN");
+  // TURN servers answer STUN too: with neither configured, nothing was asked.
+  const stunAsked = (ice.iceServers ?? []).length > 0;
+  addRow(
+    "candidates",
+    "srflx",
+    stunAsked ? types.has("srflx") : null,
+    stunAsked
+      ? "Public address seen by STUN (direct connections across NAT)"
+      : "Public address seen by STUN (no STUN server is configured here)",
+  );
+  addRow(
+    "candidates",
+    "relay",
+    ice.relayAvailable && ice.relayCheckable ? types.has("relay") : null,
+    ice.relayAvailable ? "Relay address from TURN" : "Relay address from TURN (no relay is configured here)",
+  );
   if (!ice.relayAvailable) {
     conclude(
       "no-relay",
