@@ -44,6 +44,8 @@ class Event(StrEnum):
     VIEWER_JOINED = "viewer-joined"
     VIEWER_LEFT = "viewer-left"
     ROOM_ENDED = "room-ended"
+    HOST_AWAY = "host-away"  # the host's socket closed: it may come back within the grace
+    HOST_BACK = "host-back"
 
 
 @dataclass(frozen=True, slots=True)

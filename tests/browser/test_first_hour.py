@@ -4,6 +4,7 @@ page after stopping, pasted links, double clicks, the viewer after leaving)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import httpx
 from playwright.sync_api import ConsoleMessage, Page, Response, expect
 
 from ..support.processes import ServerProcess
-from .pages import start_sharing, watch
+from .pages import expect_frames_flowing, start_sharing, watch
 
 NewPage = Callable[..., Page]
 
@@ -228,3 +229,30 @@ def test_pages_load_without_errors_in_the_console(
     host.get_by_role("button", name="Stop sharing").click()
     expect(viewer.locator("#viewer-message-title")).to_have_text("Host ended sharing.")
     assert problems == [], problems
+
+
+def test_viewers_hear_within_2_s_that_the_hosts_page_went_away(
+    start_server: Callable[..., ServerProcess], new_page: NewPage, screenshots: Path
+) -> None:
+    server = start_server(heartbeat_interval=1, heartbeat_timeout=2.5, grace_period=4)
+    host, viewer = new_page(), new_page()
+    code = start_sharing(host, server.base_url)
+    watch(viewer, server.base_url, code)
+    expect_frames_flowing(viewer)
+    expect(viewer.locator("#stalled")).to_be_hidden()
+    started = time.monotonic()
+    host.close()
+    expect(viewer.locator("#status")).to_have_text(
+        "The host's page went away. Waiting for it to come back...", timeout=2000
+    )
+    told = time.monotonic() - started
+    assert told < 2, f"told after {told:.1f} s"
+    # The frozen picture says it is frozen.
+    expect(viewer.locator("#stalled")).to_be_visible(timeout=4000)
+    expect(viewer.locator("#stalled")).to_contain_text("No new picture")
+    viewer.screenshot(path=str(screenshots / "viewer-host-page-gone.png"))
+    # And when the grace period is over, the room's end.
+    expect(viewer.locator("#viewer-message-title")).to_have_text(
+        "Host ended sharing.", timeout=15_000
+    )
+    expect(viewer.locator("#stalled")).to_be_hidden()

@@ -268,3 +268,30 @@ async def test_polling_viewer_sees_the_room_end_after_it_returns(
     assert (await viewer.next("room-ended"))["reason"] == "host-ended"
     for member in (host, viewer):
         await member.close()
+
+
+async def test_viewers_hear_at_once_when_the_host_goes_away_and_comes_back(
+    memory_server: ServerProcess,
+) -> None:
+    host = await host_room(memory_server.base_url, "socket")
+    viewer = await join_as(memory_server.base_url, host.room_id, "longpoll")
+    try:
+        await host.next("viewer-joined")
+        assert isinstance(host, SocketMember)
+        await host.drop()
+        assert (await viewer.next("host-away", timeout=2))["type"] == "host-away"
+        back = await SocketMember(
+            memory_server.base_url,
+            host.room_id,
+            "host",
+            host.token,
+            resume=host.received[-1]["seq"],
+        ).start()
+        assert (await viewer.next("host-back", timeout=2))["type"] == "host-back"
+        # Still the same room: the host's messages reach the viewer.
+        await back.send("offer", to=viewer.participant_id, desc=offer_sdp("again"))
+        assert (await viewer.next("offer"))["desc"] == offer_sdp("again")
+        await back.close()
+    finally:
+        await host.close()
+        await viewer.close()

@@ -368,6 +368,9 @@ class Sockets:
         try:
             await connection.send(welcome)
             connection.wake()  # whatever waited while the socket was down
+            if old is None:  # a replaced socket's participant never went away
+                with contextlib.suppress(StoreUnavailable):
+                    await self.service.came_back(participant)
             await connection.run(receive)
         finally:
             store.notifier.unsubscribe(participant.room_id, participant.participant_id, connection)
@@ -376,7 +379,8 @@ class Sockets:
             await connection.close(CLOSE_NORMAL, "")
             replaced = self._open.get(connection.key) is not None
             if not connection.finished and not replaced:
-                self.service.went_away(participant)
+                with contextlib.suppress(StoreUnavailable):
+                    await self.service.went_away(participant)
             logger.info(
                 "room %s: %s socket closed", participant.room_id, participant.participant_id
             )

@@ -198,8 +198,21 @@ class Signaling:
         """The participant is here now (see :mod:`peerscreen.presence`)."""
         await self.presence.seen(participant, force=force)
 
-    def went_away(self, participant: Participant) -> None:
+    async def went_away(self, participant: Participant) -> None:
+        """The participant's socket closed: it has the grace period to come back. When it
+        is the host, viewers are told at once (their picture freezes now)."""
         self.presence.went_away(participant)
+        if participant.is_host:
+            await self._tell_viewers(participant.room_id, {"type": Event.HOST_AWAY})
+
+    async def came_back(self, participant: Participant) -> None:
+        """The participant opened a socket; for the host, viewers hear it is back."""
+        if participant.is_host and not participant.room_ended:
+            await self._tell_viewers(participant.room_id, {"type": Event.HOST_BACK})
+
+    async def _tell_viewers(self, room_id: str, message: Message) -> None:
+        for viewer_id in await self.store.get_viewers(room_id):
+            await self.mail.notify(room_id, viewer_id, message)
 
     async def _participant_gone(self, room_id: str, participant_id: str) -> None:
         """Gone past the grace period: a host ends its room, a viewer leaves it."""

@@ -471,6 +471,7 @@ function watch(roomId) {
     const target = /** @type {HTMLElement} */ (event.target);
     if (event.key === "s" && !event.ctrlKey && !event.metaKey && target.tagName !== "INPUT") toggleStats();
   });
+  watchForStalls(video);
   let reported = false;
   video.requestVideoFrameCallback?.(async () => {
     // Tell the server how long setup took and which path media took (for /metrics).
@@ -520,6 +521,40 @@ function watch(roomId) {
   });
   addEventListener("pagehide", () => void session.leave());
   void session.start();
+}
+
+const STALL_MS = 2000;
+
+/**
+ * Say so on the video when no new frame has come for a while although the session is
+ * live: a frozen picture must not pass for a still screen.
+ * @param {HTMLVideoElement} video
+ */
+function watchForStalls(video) {
+  const note = $("stalled");
+  let lastFrame = 0;
+  const onFrame = () => {
+    lastFrame = performance.now();
+    note.hidden = true;
+    video.requestVideoFrameCallback(onFrame);
+  };
+  if (!("requestVideoFrameCallback" in video)) return;
+  video.requestVideoFrameCallback(onFrame);
+  setInterval(() => {
+    const state = document.body.dataset.viewerState;
+    const live = state === "connected" || state === "reconnecting" || state === "connecting";
+    const still = performance.now() - lastFrame;
+    if (!lastFrame || !live || still < STALL_MS) {
+      note.hidden = true;
+      return;
+    }
+    const seconds = Math.floor(still / 1000);
+    note.textContent =
+      state === "connected"
+        ? `No new picture for ${seconds} s: the host may have paused, or its connection is struggling.`
+        : `No new picture for ${seconds} s: the host is not connected.`;
+    note.hidden = false;
+  }, 500);
 }
 
 /**

@@ -104,6 +104,13 @@ export class ViewerSession extends EventTarget {
         }
       }
       if (message.type === "offer" || message.type === "candidate") void this.link?.handle(message);
+      if (message.type === "host-away") {
+        // The host's page closed or lost the server: the picture is frozen from now on.
+        this.setStatus("reconnecting", "The host's page went away. Waiting for it to come back...");
+      } else if (message.type === "host-back" && this.status.state === "reconnecting") {
+        if (this.link?.pc.connectionState === "connected") this.setStatus("connected", "Connected.");
+        else this.setStatus("connecting", "The host is back; reconnecting...");
+      }
     });
     client.addEventListener("closed", (event) => {
       const info = /** @type {CustomEvent} */ (event).detail;
