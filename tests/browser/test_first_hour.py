@@ -65,12 +65,16 @@ def test_after_stop_the_host_sees_the_end_and_nothing_stays_captured(
     host, viewer = new_page(), new_page()
     host.add_init_script(TRACK_CAPTURES)
     code = start_sharing(host, base)
+    # This server listens on 127.0.0.1 only: the host is told its link works here only.
+    expect(host.locator("#local-only-hint")).to_be_visible()
+    expect(host.locator("#local-only-hint")).to_contain_text("--host 0.0.0.0")
     watch(viewer, base, code)
     expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
     host.get_by_role("button", name="Stop sharing").click()
 
     expect(host.locator("#host-ended")).to_be_visible()
     expect(host.locator("#host-ended-summary")).to_contain_text("1 person watched")
+    expect(host.locator("#local-only-hint")).to_be_hidden()
     expect(host.locator("#host-ended-summary")).to_contain_text("You shared for")
     # Nothing of the dead room is left to act on.
     for gone in ("#room-code", "#room-link", "#room-qr", "#lock-room", "#host-passcode", "#chat"):

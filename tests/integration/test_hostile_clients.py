@@ -100,6 +100,20 @@ async def test_links_come_from_validated_host_names_only(
     assert "Traceback" not in server.log()
 
 
+async def test_links_behind_a_trusted_tls_proxy_are_https(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(trusted_proxies="127.0.0.1/32")
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "share.example.org"}
+        made = (await http.post("/api/rooms", headers=forwarded)).json()
+        assert made["url"] == f"https://share.example.org/r/{made['roomId']}"
+        # Only the proto forwarded: the Host header the proxy passed on.
+        only_proto = {"X-Forwarded-Proto": "https", "Host": "share.example.org"}
+        made = (await http.post("/api/rooms", headers=only_proto)).json()
+        assert made["url"] == f"https://share.example.org/r/{made['roomId']}"
+
+
 async def test_public_url_is_used_for_every_link(
     start_server: Callable[..., ServerProcess],
 ) -> None:

@@ -174,11 +174,18 @@ async function startSharing(config, resume = null) {
   if (session.client) attachChat(session.client, "host", (message) => setStatus("failed", message));
   $("room-code").textContent = room.roomId;
   /** @type {HTMLInputElement} */ ($("room-link")).value = room.url;
+  $("local-only-hint").hidden = !isLoopbackUrl(room.url);
   /** @type {HTMLImageElement} */ ($("room-qr")).src = `/api/rooms/${room.roomId}/qr.svg`;
   renderViewers([]);
   $("upload-total").textContent = "";
   // Leaving the page does not end the room at once: a reload can resume it (see the
   // start page); otherwise the server ends it when the grace period runs out.
+}
+
+/** Does the link lead to this machine only? @param {string} url */
+function isLoopbackUrl(url) {
+  const host = new URL(url).hostname;
+  return host === "localhost" || host.startsWith("127.") || host === "[::1]";
 }
 
 /** @param {string} reason  why the room ended (host-ended, host-left, signaling closed) */
