@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from . import __version__
 from .api import classic, rooms, socket
@@ -246,7 +247,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below from local files, under the page's CSP
         redoc_url=None,
     )
     app.state.settings = settings
@@ -339,6 +340,10 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(str(WEB_DIR / "index.html"))
 
+    @app.get("/docs", include_in_schema=False)
+    async def api_reference() -> FileResponse:
+        return FileResponse(str(WEB_DIR / "docs.html"))
+
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:
         # Browsers ask for this path on their own, whatever the page links to.
@@ -362,6 +367,8 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         # The page checks the room itself, so it can say "Room not found" in place.
         return FileResponse(str(WEB_DIR / "index.html"))
 
+    # Swagger UI's files from the package that ships them: /docs works offline.
+    app.mount("/static/swagger-ui", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=str(WEB_DIR)), name="static")
     # Outermost last: CORS answers preflights first; every response gets the headers.
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)

@@ -29,8 +29,6 @@ PERMISSIONS_POLICY = (
     "camera=(self), microphone=(self), geolocation=()"
 )
 HSTS = "max-age=31536000"
-# The interactive API reference loads its viewer from a CDN, with inline script.
-_DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
 
 
 class SecurityHeaders:
@@ -43,7 +41,6 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        strict = scope["path"] not in _DOCS_PATHS
         https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
@@ -56,9 +53,8 @@ class SecurityHeaders:
                 if https:
                     # Once a browser has seen the page over https, never again over http.
                     headers.setdefault("Strict-Transport-Security", HSTS)
-                if strict:
-                    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-                    headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                headers.setdefault("X-Frame-Options", "DENY")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

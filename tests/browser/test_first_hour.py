@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import ConsoleMessage, Page, Response, expect
+from playwright.sync_api import ConsoleMessage, Page, Response, Route, expect
 
 from ..support.processes import ServerProcess
 from .pages import expect_frames_flowing, start_sharing, watch
@@ -260,3 +260,29 @@ def test_viewers_hear_within_2_s_that_the_hosts_page_went_away(
         "Host ended sharing.", timeout=15_000
     )
     expect(viewer.locator("#stalled")).to_be_hidden()
+
+
+def test_the_api_reference_renders_with_no_internet(
+    memory_server: ServerProcess, new_page: NewPage, screenshots: Path
+) -> None:
+    """/docs under its real Content-Security-Policy, with every request that does not go
+    to this server refused."""
+    page = new_page(enforce_csp=True)
+    elsewhere: list[str] = []
+
+    def only_here(route: Route) -> None:
+        if route.request.url.startswith(memory_server.base_url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_here)
+    problems: list[str] = []
+    record_problems(page, "docs", problems)
+    page.goto(memory_server.base_url + "/docs")
+    expect(page.get_by_text("POST/api/rooms", exact=False).first).to_be_visible()
+    expect(page.locator(".opblock").first).to_be_visible()
+    expect(page.locator(".title")).to_contain_text("peerscreen")
+    page.screenshot(path=str(screenshots / "api-docs.png"))
+    assert elsewhere == [] and problems == [], (elsewhere, problems)

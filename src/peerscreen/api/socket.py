@@ -368,7 +368,9 @@ class Sockets:
         try:
             await connection.send(welcome)
             connection.wake()  # whatever waited while the socket was down
-            if old is None:  # a replaced socket's participant never went away
+            # Resuming means it had a socket before: back after going away (a replaced
+            # socket's participant never went away).
+            if old is None and resume > 0:
                 with contextlib.suppress(StoreUnavailable):
                     await self.service.came_back(participant)
             await connection.run(receive)
