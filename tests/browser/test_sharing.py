@@ -180,6 +180,22 @@ def test_the_viewer_page_fits_a_phone(
         expect_frames_flowing(page)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+        # The video takes the width of the screen...
+        video = page.locator("#remote-video").bounding_box()
+        assert video is not None and video["width"] >= 0.9 * 390, video
+        # ...the controls stay on one row...
+        tops = page.evaluate(
+            "[...document.querySelectorAll('#viewer-controls button')]"
+            ".filter((b) => b.offsetParent).map((b) => b.getBoundingClientRect().top)"
+        )
+        assert len(tops) >= 4 and max(tops) - min(tops) < 2, tops
+        # ...and the statistics overlay covers a small part of the picture.
+        page.get_by_role("button", name="Stats").click()
+        expect(page.locator("#stats-overlay dd").first).to_be_visible()
+        overlay = page.locator("#stats-overlay").bounding_box()
+        assert overlay is not None
+        share = overlay["width"] * overlay["height"] / (video["width"] * video["height"])
+        assert share < 0.4, f"the overlay covers {share:.0%} of the video"
         page.screenshot(path=str(screenshots / "viewer-phone.png"))
     finally:
         phone.close()
