@@ -46,6 +46,7 @@ class Event(StrEnum):
     ROOM_ENDED = "room-ended"
     HOST_AWAY = "host-away"  # the host's socket closed: it may come back within the grace
     HOST_BACK = "host-back"
+    AUDIENCE = "audience"  # to viewers: how many watch now
 
 
 @dataclass(frozen=True, slots=True)

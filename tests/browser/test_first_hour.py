@@ -286,3 +286,33 @@ def test_the_api_reference_renders_with_no_internet(
     expect(page.locator(".title")).to_contain_text("peerscreen")
     page.screenshot(path=str(screenshots / "api-docs.png"))
     assert elsewhere == [] and problems == [], (elsewhere, problems)
+
+
+def test_titles_counts_and_names_say_what_is_happening(
+    memory_server: ServerProcess, new_page: NewPage, screenshots: Path
+) -> None:
+    base = memory_server.base_url
+    host = new_page(enforce_csp=True)
+    code = start_sharing(host, base)
+    expect(host).to_have_title("Sharing · 0 viewers · peerscreen")
+    expect(host.get_by_text("No one yet: send the link.")).to_be_visible()
+    first = new_page(enforce_csp=True)
+    watch(first, base, code)
+    expect(first.locator("#status")).to_have_text("Connected.")
+    expect(first).to_have_title("Watching · peerscreen")
+    expect(first.locator("#audience")).to_have_text("Only you are watching.")
+    expect(host).to_have_title("Sharing · 1 viewer · peerscreen")
+    expect(host.get_by_text("No one yet: send the link.")).to_be_hidden()
+    second = new_page(enforce_csp=True)
+    watch(second, base, code)
+    for page in (first, second):
+        expect(page.locator("#audience")).to_have_text("2 people are watching.")
+    # The passcode's button and a viewer's cannot be mistaken for each other.
+    expect(host.get_by_role("button", name="Clear passcode")).to_be_visible()
+    expect(host.get_by_role("button", name=re.compile(r"^Remove "))).to_have_count(2)
+    host.screenshot(path=str(screenshots / "host-two-viewers-titles.png"))
+    second.get_by_role("button", name="Leave").click()
+    expect(first.locator("#audience")).to_have_text("Only you are watching.")
+    expect(second).to_have_title("Not watching · peerscreen")
+    host.get_by_role("button", name="Stop sharing").click()
+    expect(host).to_have_title("Stopped sharing · peerscreen")

@@ -426,8 +426,10 @@ async def test_a_removed_viewers_long_poll_ends_at_once_with_403(
     viewer = await join_room(http, room["roomId"])
     as_viewer = {"Authorization": f"Bearer {viewer['viewerToken']}"}
     loop = asyncio.get_running_loop()
+    path = f"/api/rooms/{room['roomId']}/messages"
+    last = (await http.get(path, headers=as_viewer)).json()["lastSeq"]  # read what is there
     poll = asyncio.create_task(
-        http.get(f"/api/rooms/{room['roomId']}/messages", params={"wait": 30}, headers=as_viewer)
+        http.get(path, params={"wait": 30, "after": last}, headers=as_viewer)
     )
     await until_waiting(memory_server, poll)
     started = loop.time()
@@ -522,7 +524,7 @@ async def test_a_flood_of_large_offers_is_refused_without_growing_the_server(
             f"/api/rooms/{room['roomId']}/messages",
             headers={"Authorization": f"Bearer {viewer['viewerToken']}"},
         )
-    assert mail.json()["messages"][0]["type"] == "offer"
+    assert "offer" in [m["type"] for m in mail.json()["messages"]]
 
 
 async def test_one_sender_cannot_fill_a_mailbox_for_everyone_else(

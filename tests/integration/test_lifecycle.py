@@ -94,7 +94,7 @@ async def test_a_dropped_socket_resumes_without_loss_or_repeat(
     await host.send("offer", to=viewer.participant_id, desc=offer_sdp("1"))
     for n in range(1, 4):
         await host.send("candidate", to=viewer.participant_id, candidate=candidate(n))
-    for _ in range(4):
+    for _ in range(5):  # how many watch, the offer, three candidates
         await viewer.next(lambda m: True)
     seen = viewer.received[-1]["seq"]
     await viewer.drop()
@@ -107,8 +107,9 @@ async def test_a_dropped_socket_resumes_without_loss_or_repeat(
     for _ in range(6):
         await again.next(lambda m: True)
     everything = viewer.received + again.received
-    assert [m["seq"] for m in everything] == list(range(1, 11))
-    assert [m["candidate"] for m in everything[1:]] == [candidate(n) for n in range(1, 10)]
+    assert [m["seq"] for m in everything] == list(range(1, 12))
+    candidates = [m["candidate"] for m in everything if m["type"] == "candidate"]
+    assert candidates == [candidate(n) for n in range(1, 10)]
     for member in (host, viewer, again):
         await member.close()
 
@@ -295,3 +296,16 @@ async def test_viewers_hear_at_once_when_the_host_goes_away_and_comes_back(
     finally:
         await host.close()
         await viewer.close()
+
+
+async def test_viewers_hear_how_many_watch(memory_server: ServerProcess) -> None:
+    host = await host_room(memory_server.base_url, "poll")
+    first = await join_as(memory_server.base_url, host.room_id, "socket")
+    assert (await first.next("audience"))["viewers"] == 1
+    second = await join_as(memory_server.base_url, host.room_id, "longpoll")
+    assert (await first.next("audience"))["viewers"] == 2
+    assert (await second.next("audience"))["viewers"] == 2
+    await second.http.delete(f"/api/rooms/{host.room_id}/viewers/{second.participant_id}")
+    assert (await first.next("audience"))["viewers"] == 1
+    for member in (host, first, second):
+        await member.close()

@@ -120,6 +120,7 @@ class Signaling:
         if name:
             joined["name"] = display_name(name, participant)
         await self.mail.notify(room_id, HOST_ID, joined)
+        await self._tell_audience(room_id)
         self.metrics.viewers_joined.inc()
         logger.info("room %s: viewer %s joined", room_id, viewer_id)
         return viewer, token
@@ -151,6 +152,7 @@ class Signaling:
         await self.mail.notify(
             room_id, HOST_ID, {"type": Event.VIEWER_LEFT, "viewerId": viewer_id, "reason": reason}
         )
+        await self._tell_audience(room_id)
 
     async def room_info(self, room_id: str, token: str | None) -> dict[str, Any]:
         """What the original design's diagnostics reported, and each viewer's presence
@@ -212,6 +214,13 @@ class Signaling:
 
     async def _tell_viewers(self, room_id: str, message: Message) -> None:
         for viewer_id in await self.store.get_viewers(room_id):
+            await self.mail.notify(room_id, viewer_id, message)
+
+    async def _tell_audience(self, room_id: str) -> None:
+        """Every viewer hears how many watch now (after a join or a departure)."""
+        viewers = await self.store.get_viewers(room_id)
+        message: Message = {"type": Event.AUDIENCE, "viewers": len(viewers)}
+        for viewer_id in viewers:
             await self.mail.notify(room_id, viewer_id, message)
 
     async def _participant_gone(self, room_id: str, participant_id: str) -> None:

@@ -191,6 +191,7 @@ function isLoopbackUrl(url) {
 /** @param {string} reason  why the room ended (host-ended, host-left, signaling closed) */
 function showHostEnded(reason) {
   $("host-live").hidden = true;
+  document.title = "Stopped sharing · peerscreen";
   hideChat();
   const seconds = Math.max(1, Math.round((Date.now() - hosting.startedAt) / 1000));
   const watched = hosting.watched.size;
@@ -384,6 +385,9 @@ function setUpHostControls() {
 /** @param {{id: string, name: string, state: string}[]} viewers */
 function renderViewers(viewers) {
   $("viewer-count").textContent = String(viewers.length);
+  $("no-viewers").hidden = viewers.length > 0;
+  const watching = viewers.length === 1 ? "1 viewer" : `${viewers.length} viewers`;
+  document.title = `Sharing · ${watching} · peerscreen`;
   const list = $("viewer-list");
   list.replaceChildren(
     ...viewers.map((viewer) => {
@@ -432,6 +436,8 @@ function watch(roomId) {
     const { state, message } = /** @type {CustomEvent} */ (event).detail;
     document.body.dataset.viewerState = state;
     const over = state === "failed" || state === "ended";
+    document.title = over ? "Not watching · peerscreen" : state === "connected" ? "Watching · peerscreen" : "Connecting · peerscreen";
+    if (over) $("audience").hidden = true;
     // Said once: the card tells what happened, the status bar only the state.
     setStatus(state, over ? (state === "ended" ? "Not watching" : "Not connected") : message);
     $("viewer-message").hidden = !over;
@@ -505,9 +511,15 @@ function watch(roomId) {
   $("pip").addEventListener("click", () => void video.requestPictureInPicture?.().catch(() => undefined));
   $("leave").addEventListener("click", () => void session.leave());
   session.addEventListener("joined", (event) => {
-    attachChat(/** @type {CustomEvent} */ (event).detail, session.viewerId, (message) =>
-      setStatus("failed", message),
-    );
+    const client = /** @type {CustomEvent} */ (event).detail;
+    attachChat(client, session.viewerId, (message) => setStatus("failed", message));
+    client.addEventListener("message", (/** @type {Event} */ message) => {
+      const detail = /** @type {CustomEvent} */ (message).detail;
+      if (detail.type !== "audience") return;
+      const audience = $("audience");
+      audience.textContent = detail.viewers === 1 ? "Only you are watching." : `${detail.viewers} people are watching.`;
+      audience.hidden = false;
+    });
   });
   session.addEventListener("passcode", (event) => {
     const form = /** @type {HTMLFormElement} */ ($("passcode-card"));
