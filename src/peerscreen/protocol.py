@@ -200,6 +200,9 @@ class RoomAccess(_Strict):
     """Body of PATCH /api/rooms/{id}: lock the room, set or clear the passcode."""
 
     locked: bool | None = Field(None, description="True: no new viewers may join.")
+    paused: bool | None = Field(
+        None, description="True: the host paused sharing (viewers are told); false: resumed."
+    )
     passcode: Passcode | None = Field(
         None, description="A new passcode; null (given explicitly) clears it."
     )
@@ -236,6 +239,7 @@ class RoomInfo(BaseModel):
     maxViewers: int
     full: bool
     locked: bool = False
+    paused: bool = False
     passcodeRequired: bool = False
     expiresAt: float
     viewers: list[ViewerInfo] | None = Field(

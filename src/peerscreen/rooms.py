@@ -47,6 +47,8 @@ class Event(StrEnum):
     HOST_AWAY = "host-away"  # the host's socket closed: it may come back within the grace
     HOST_BACK = "host-back"
     AUDIENCE = "audience"  # to viewers: how many watch now
+    HOST_PAUSED = "host-paused"  # the host stopped sending its picture for now
+    HOST_RESUMED = "host-resumed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,13 @@ import httpx
 from playwright.sync_api import ConsoleMessage, Page, Response, Route, expect
 
 from ..support.processes import ServerProcess
-from .pages import expect_frames_flowing, start_sharing, watch
+from .pages import (
+    expect_frames_flowing,
+    peer_connection_count,
+    start_sharing,
+    track_peer_connections,
+    watch,
+)
 
 NewPage = Callable[..., Page]
 
@@ -316,3 +322,35 @@ def test_titles_counts_and_names_say_what_is_happening(
     expect(second).to_have_title("Not watching · peerscreen")
     host.get_by_role("button", name="Stop sharing").click()
     expect(host).to_have_title("Stopped sharing · peerscreen")
+
+
+def test_the_host_sees_a_preview_and_can_pause_without_losing_anyone(
+    memory_server: ServerProcess, new_page: NewPage, screenshots: Path
+) -> None:
+    base = memory_server.base_url
+    host, viewer = new_page(), new_page()
+    track_peer_connections(viewer)
+    code = start_sharing(host, base)
+    host.wait_for_function("document.getElementById('preview').videoWidth > 0")
+    watch(viewer, base, code)
+    expect_frames_flowing(viewer)
+
+    host.get_by_role("button", name="Pause").click()
+    expect(host.locator("#preview-paused")).to_be_visible()
+    expect(host.get_by_role("button", name="Resume sharing")).to_be_visible()
+    expect(viewer.locator("#status")).to_have_text("The host paused sharing.")
+    expect(viewer.locator("#stalled")).to_contain_text("The host paused sharing")
+    host.screenshot(path=str(screenshots / "host-paused.png"))
+    viewer.screenshot(path=str(screenshots / "viewer-paused.png"))
+    # Someone joining meanwhile is told too.
+    late = new_page()
+    watch(late, base, code)
+    expect(late.locator("#status")).to_have_text("The host paused sharing.")
+
+    host.get_by_role("button", name="Resume sharing").click()
+    expect(viewer.locator("#status")).to_have_text("Connected.")
+    expect_frames_flowing(viewer)
+    expect_frames_flowing(late)
+    # No renegotiation: the same single connection carried it all.
+    assert peer_connection_count(viewer) == 1
+    host.get_by_role("button", name="Stop sharing").click()

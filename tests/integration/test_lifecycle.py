@@ -309,3 +309,28 @@ async def test_viewers_hear_how_many_watch(memory_server: ServerProcess) -> None
     assert (await first.next("audience"))["viewers"] == 1
     for member in (host, first, second):
         await member.close()
+
+
+async def test_the_host_pauses_and_resumes_and_viewers_are_told(
+    memory_server: ServerProcess,
+) -> None:
+    host = await host_room(memory_server.base_url, "poll")
+    viewer = await join_as(memory_server.base_url, host.room_id, "socket")
+    path = f"/api/rooms/{host.room_id}"
+    paused = await host.http.patch(path, json={"paused": True})
+    assert paused.status_code == 200 and paused.json()["paused"] is True
+    assert (await viewer.next("host-paused"))["type"] == "host-paused"
+    # Told again only when it changes; a viewer joining meanwhile hears it at once.
+    await host.http.patch(path, json={"paused": True})
+    late = await join_as(memory_server.base_url, host.room_id, "longpoll")
+    assert (await late.next("host-paused"))["type"] == "host-paused"
+    # Only the host may pause.
+    refused = await viewer.http.patch(path, json={"paused": False})
+    assert refused.status_code == 403
+    resumed = await host.http.patch(path, json={"paused": False})
+    assert resumed.json()["paused"] is False
+    for member in (viewer, late):
+        assert (await member.next("host-resumed"))["type"] == "host-resumed"
+    assert [m["type"] for m in viewer.received].count("host-paused") == 1
+    for member in (host, viewer, late):
+        await member.close()

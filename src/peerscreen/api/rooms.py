@@ -130,7 +130,7 @@ async def end_room(room_id: str, service: SignalingDep, token: TokenDep) -> Acce
     "/rooms/{room_id}",
     response_model=RoomInfo,
     responses=error_responses(401, 403, 404, 410),
-    summary="Host: lock the room to new viewers, or set or clear its passcode",
+    summary="Host: lock the room, set or clear its passcode, pause or resume sharing",
 )
 async def set_access(
     room_id: str, body: RoomAccess, service: SignalingDep, token: TokenDep
@@ -138,6 +138,8 @@ async def set_access(
     host = await service.authenticate(parse_room_id(room_id), token)
     clear = "passcode" in body.model_fields_set and body.passcode is None
     await service.access.set_access(host, body.locked, body.passcode, clear)
+    if body.paused is not None:
+        await service.set_paused(host, body.paused)
     return await service.room_info(host.room_id, token)
 
 

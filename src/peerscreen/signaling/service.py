@@ -121,6 +121,8 @@ class Signaling:
             joined["name"] = display_name(name, participant)
         await self.mail.notify(room_id, HOST_ID, joined)
         await self._tell_audience(room_id)
+        if room.paused:
+            await self.mail.notify(room_id, viewer_id, {"type": Event.HOST_PAUSED})
         self.metrics.viewers_joined.inc()
         logger.info("room %s: viewer %s joined", room_id, viewer_id)
         return viewer, token
@@ -172,6 +174,7 @@ class Signaling:
             "maxViewers": room.max_viewers,
             "full": len(viewers) >= room.max_viewers,
             "locked": room.locked,
+            "paused": room.paused,
             "passcodeRequired": room.passcode_hash is not None,
             "expiresAt": now + self.settings.room_ttl,
             "viewers": None,
@@ -199,6 +202,18 @@ class Signaling:
     async def seen(self, participant: Participant, *, force: bool = False) -> None:
         """The participant is here now (see :mod:`peerscreen.presence`)."""
         await self.presence.seen(participant, force=force)
+
+    async def set_paused(self, host: Participant, paused: bool) -> None:
+        """The host pauses or resumes sharing; viewers are told (their picture stops)."""
+        if not host.is_host:
+            raise forbidden("Only the host can pause sharing.")
+        room = await self.load_room(host.room_id)
+        if room.paused == paused:
+            return
+        await self.store.set_paused(host.room_id, paused)
+        event = Event.HOST_PAUSED if paused else Event.HOST_RESUMED
+        await self._tell_viewers(host.room_id, {"type": event})
+        logger.info("room %s: %s", host.room_id, "paused" if paused else "resumed")
 
     async def went_away(self, participant: Participant) -> None:
         """The participant's socket closed: it has the grace period to come back. When it

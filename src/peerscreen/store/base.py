@@ -36,6 +36,7 @@ class RoomRecord:
     ended: bool = False
     end_reason: str | None = None
     locked: bool = False
+    paused: bool = False
     passcode_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,6 +227,10 @@ class Store(ABC):
 
         True for exactly one caller: the one that ended it.
         """
+
+    @abstractmethod
+    async def set_paused(self, room_id: str, paused: bool) -> None:
+        """Record whether the host has paused sharing (viewers joining then are told)."""
 
     @abstractmethod
     async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:

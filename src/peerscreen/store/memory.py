@@ -125,6 +125,11 @@ class MemoryStore(Store):
         room.expires_at = min(room.expires_at, time.monotonic() + retention)
         return True
 
+    async def set_paused(self, room_id: str, paused: bool) -> None:
+        room = self._room(room_id)
+        if room is not None:
+            room.record = replace(room.record, paused=paused)
+
     async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:
         room = self._room(room_id)
         if room is not None:

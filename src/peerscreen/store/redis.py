@@ -5,7 +5,7 @@ Keys follow the original design's ``room:{id}:...`` style and every one carries 
 
 =============================  =========================================================
 ``room:{id}``                  hash: ``record`` (JSON of the room), ``ended`` (reason),
-                               ``locked``, ``passcode`` (its digest)
+                               ``locked``, ``paused``, ``passcode`` (its digest)
 ``room:{id}:viewers``          hash: viewer id -> JSON of the viewer
 ``room:{id}:inbox:{pid}``      list: the participant's waiting messages, oldest first
 ``room:{id}:seq:{pid}``        counter: number of the participant's newest message
@@ -400,8 +400,16 @@ class RedisStore(Store):
             fields["ended"] = True
             fields["end_reason"] = data["ended"]
         fields["locked"] = "locked" in data
+        fields["paused"] = "paused" in data
         fields["passcode_hash"] = data.get("passcode")
         return RoomRecord(**fields)
+
+    @_guarded
+    async def set_paused(self, room_id: str, paused: bool) -> None:
+        if paused:
+            await self._redis.hset(f"room:{room_id}", "paused", "1")
+        else:
+            await self._redis.hdel(f"room:{room_id}", "paused")
 
     @_guarded
     async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:

@@ -59,6 +59,7 @@ export class HostSession extends EventTarget {
     /** @type {SignalingClient | null} */
     this.client = null;
     this.ended = false;
+    this.paused = false;
     /** @type {Quality} */
     this.quality = "detail";
     this.applyContentHint();
@@ -198,6 +199,7 @@ export class HostSession extends EventTarget {
     });
     // Adding the tracks fires negotiationneeded: the link sends this viewer its offer.
     for (const track of this.stream.getTracks()) link.pc.addTrack(track, this.stream);
+    if (this.paused) void this.applyPause(link);
     // Set the encoder up before the first frame: changing it later restarts it.
     void this.applyQuality(link);
     this.emitViewers();
@@ -228,12 +230,9 @@ export class HostSession extends EventTarget {
     }
     const old = this.stream;
     this.stream = stream;
-    for (const entry of this.viewers.values()) {
-      for (const sender of entry.link.pc.getSenders()) {
-        const kind = sender.track?.kind;
-        const next = stream.getTracks().find((t) => t.kind === kind) ?? null;
-        await sender.replaceTrack(next);
-      }
+    // Paused, the senders stay empty; resuming picks the new tracks up.
+    if (!this.paused) {
+      for (const entry of this.viewers.values()) await this.applyPause(entry.link);
     }
     for (const track of stream.getTracks()) {
       track.addEventListener("ended", () => void this.stop());
@@ -243,9 +242,31 @@ export class HostSession extends EventTarget {
   }
 
   /**
+   * Pause or resume sharing: the senders stop sending (no renegotiation, the capture goes
+   * on for the host's preview) and viewers are told.
+   * @param {boolean} paused
+   */
+  async setPaused(paused) {
+    if (this.ended) return;
+    this.paused = paused;
+    await Promise.all([...this.viewers.values()].map((entry) => this.applyPause(entry.link)));
+    await this.setAccess({ paused });
+  }
+
+  /** @param {PeerLink} link */
+  async applyPause(link) {
+    for (const transceiver of link.pc.getTransceivers()) {
+      // The receiver's track keeps the kind while the sender has none.
+      const kind = transceiver.receiver.track.kind;
+      const track = this.paused ? null : (this.stream.getTracks().find((t) => t.kind === kind) ?? null);
+      await transceiver.sender.replaceTrack(track).catch((error) => link.fail(error));
+    }
+  }
+
+  /**
    * Lock the room to new viewers or open it, and set or clear the passcode.
-   * @param {{locked?: boolean, passcode?: string | null}} access
-   * @returns {Promise<{locked: boolean, passcodeRequired: boolean}>}
+   * @param {{locked?: boolean, passcode?: string | null, paused?: boolean}} access
+   * @returns {Promise<{locked: boolean, passcodeRequired: boolean, paused: boolean}>}
    */
   async setAccess(access) {
     if (!this.room) throw new Error("no room");

@@ -178,8 +178,25 @@ async function startSharing(config, resume = null) {
   /** @type {HTMLImageElement} */ ($("room-qr")).src = `/api/rooms/${room.roomId}/qr.svg`;
   renderViewers([]);
   $("upload-total").textContent = "";
+  showPreview(stream);
+  showPaused(false);
   // Leaving the page does not end the room at once: a reload can resume it (see the
   // start page); otherwise the server ends it when the grace period runs out.
+}
+
+/** The host's own muted preview of what it shares. @param {MediaStream} stream */
+function showPreview(stream) {
+  const preview = /** @type {HTMLVideoElement} */ ($("preview"));
+  preview.srcObject = stream;
+  void preview.play().catch(() => undefined);
+}
+
+/** @param {boolean} paused */
+function showPaused(paused) {
+  const pause = $("pause-sharing");
+  pause.textContent = paused ? "Resume sharing" : "Pause";
+  pause.setAttribute("aria-pressed", String(paused));
+  $("preview-paused").hidden = !paused;
 }
 
 /** Does the link lead to this machine only? @param {string} url */
@@ -191,6 +208,7 @@ function isLoopbackUrl(url) {
 /** @param {string} reason  why the room ended (host-ended, host-left, signaling closed) */
 function showHostEnded(reason) {
   $("host-live").hidden = true;
+  /** @type {HTMLVideoElement} */ ($("preview")).srcObject = null;
   document.title = "Stopped sharing · peerscreen";
   hideChat();
   const seconds = Math.max(1, Math.round((Date.now() - hosting.startedAt) / 1000));
@@ -306,9 +324,24 @@ function setUpHostControls() {
       return;
     }
     await session.replaceStream(next);
+    showPreview(session.stream);
     setStatus("connected", "Now sharing the new source.");
   });
   $("stop-sharing").addEventListener("click", () => void liveSession()?.stop());
+  const pause = $("pause-sharing");
+  pause.addEventListener("click", async () => {
+    const session = liveSession();
+    if (!session) return;
+    const paused = !session.paused;
+    try {
+      await session.setPaused(paused);
+    } catch (error) {
+      report(error instanceof Error ? error.message : String(error));
+      return;
+    }
+    showPaused(paused);
+    setStatus("connected", paused ? "Paused: viewers see that you paused." : "Sharing again.");
+  });
   $("share-again").addEventListener("click", async () => {
     const button = /** @type {HTMLButtonElement} */ ($("share-again"));
     if (button.disabled) return;
@@ -561,6 +594,11 @@ function watchForStalls(video) {
   video.requestVideoFrameCallback(onFrame);
   setInterval(() => {
     const state = document.body.dataset.viewerState;
+    if (state === "paused") {
+      note.textContent = "The host paused sharing. The picture comes back when they resume.";
+      note.hidden = false;
+      return;
+    }
     const live = state === "connected" || state === "reconnecting" || state === "connecting";
     const still = performance.now() - lastFrame;
     if (!lastFrame || !live || still < STALL_MS) {

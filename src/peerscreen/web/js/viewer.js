@@ -5,7 +5,7 @@ import { PeerLink } from "./peer.js";
 import { SignalingClient, SignalingError, api, fetchRtcConfig } from "./signaling.js";
 
 /**
- * @typedef {"checking" | "connecting" | "connected" | "reconnecting" | "failed" | "ended"} ViewerState
+ * @typedef {"checking" | "connecting" | "connected" | "paused" | "reconnecting" | "failed" | "ended"} ViewerState
  * @typedef {{state: ViewerState, message: string}} ViewerStatus
  * @typedef {{offerTimeoutMs: number, forceRelay: boolean}} ViewerSettings
  */
@@ -34,6 +34,7 @@ export class ViewerSession extends EventTarget {
     /** @type {RTCConfiguration & {relayAvailable?: boolean}} */
     this.rtc = {};
     this.everConnected = false;
+    this.paused = false;
     this.joinedAt = 0;
   }
 
@@ -104,7 +105,13 @@ export class ViewerSession extends EventTarget {
         }
       }
       if (message.type === "offer" || message.type === "candidate") void this.link?.handle(message);
-      if (message.type === "host-away") {
+      if (message.type === "host-paused") {
+        this.paused = true;
+        this.setStatus("paused", "The host paused sharing.");
+      } else if (message.type === "host-resumed") {
+        this.paused = false;
+        if (this.link?.pc.connectionState === "connected") this.setStatus("connected", "Connected.");
+      } else if (message.type === "host-away") {
         // The host's page closed or lost the server: the picture is frozen from now on.
         this.setStatus("reconnecting", "The host's page went away. Waiting for it to come back...");
       } else if (message.type === "host-back" && this.status.state === "reconnecting") {
@@ -162,7 +169,8 @@ export class ViewerSession extends EventTarget {
       const state = /** @type {CustomEvent} */ (event).detail;
       if (state === "connected") {
         this.everConnected = true;
-        this.setStatus("connected", "Connected.");
+        if (this.paused) this.setStatus("paused", "The host paused sharing.");
+        else this.setStatus("connected", "Connected.");
       } else if (state === "disconnected") {
         this.setStatus("reconnecting", "Connection interrupted; reconnecting...");
       } else if (state === "failed" && this.everConnected) {
