@@ -21,13 +21,21 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "form-action 'self'",
     ]
 )
-# Chromium consults the camera and microphone policy when a page captures the screen
-# (and logs a violation if they are denied), so they are this origin's only, like screen
-# capture, rather than nobody's.
 PERMISSIONS_POLICY = (
+    "display-capture=(self), fullscreen=(self), picture-in-picture=(self), "
+    "camera=(), microphone=(), geolocation=()"
+)
+# The sharing page: Chromium consults the camera and microphone policy when a page
+# captures the screen (and logs a violation if they are denied), so there they are this
+# origin's only, like screen capture. Every other page keeps them denied.
+SHARING_PAGE_POLICY = (
     "display-capture=(self), fullscreen=(self), picture-in-picture=(self), "
     "camera=(self), microphone=(self), geolocation=()"
 )
+
+
+def _is_sharing_page(path: str) -> bool:
+    return path == "/" or path.startswith("/r/")
 HSTS = "max-age=31536000"
 
 
@@ -42,6 +50,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         https = scope.get("scheme") == "https"
+        sharing_page = _is_sharing_page(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -49,7 +58,8 @@ class SecurityHeaders:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 # Room links are secrets of a kind: never pass them on as a referrer.
                 headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+                policy = SHARING_PAGE_POLICY if sharing_page else PERMISSIONS_POLICY
+                headers.setdefault("Permissions-Policy", policy)
                 if https:
                     # Once a browser has seen the page over https, never again over http.
                     headers.setdefault("Strict-Transport-Security", HSTS)

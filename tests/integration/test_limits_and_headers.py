@@ -134,5 +134,8 @@ async def test_the_page_has_security_headers(memory_server: ServerProcess) -> No
             assert headers["x-content-type-options"] == "nosniff"
             assert headers["referrer-policy"] == "no-referrer"
             assert "display-capture=(self)" in headers["permissions-policy"]
+        # Only the sharing page may use what screen capture consults; others nothing.
+        assert "camera=(self)" in (await http.get("/")).headers["permissions-policy"]
+        assert "camera=()" in (await http.get("/check")).headers["permissions-policy"]
         page = (await http.get("/")).text
         assert "<script>" not in page and " on" not in page.split("<body", 1)[1].split(">")[0]
