@@ -36,6 +36,8 @@ SHARING_PAGE_POLICY = (
 
 def _is_sharing_page(path: str) -> bool:
     return path == "/" or path.startswith("/r/")
+
+
 HSTS = "max-age=31536000"
 
 
