@@ -236,8 +236,19 @@ def test_pages_load_without_errors_in_the_console(
     check.goto(base + "/check")
     expect(check.locator("#verdict")).not_to_have_attribute("data-verdict", "pending")
     assert httpx.get(base + "/favicon.ico").status_code == 200
+    # A viewer that leaves, then closes its page: no request that can only fail.
+    leaver = new_page(enforce_csp=True)
+    record_problems(leaver, "leaver", problems)
+    watch(leaver, base, code)
+    expect(leaver.locator("#status")).to_have_text("Connected.")
+    leaver.get_by_role("button", name="Leave").click()
+    expect(leaver.locator("#viewer-message-title")).to_have_text("You left the room.")
+    leaver.goto(base + "/")
     host.get_by_role("button", name="Stop sharing").click()
     expect(viewer.locator("#viewer-message-title")).to_have_text("Host ended sharing.")
+    viewer.goto(base + "/")  # after the end: leaving the page asks nothing of the server
+    host.goto(base + "/")
+    expect(host.get_by_role("button", name="Start sharing")).to_be_visible()
     assert problems == [], problems
 
 
