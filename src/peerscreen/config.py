@@ -22,6 +22,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "PEERSCREEN_REDIS_URL", "redis_url"),
         description="Redis URL for shared state across processes; unset: in-memory store.",
     )
+    redis_max_connections: int = Field(
+        100,
+        ge=1,
+        le=10000,
+        description="Connections to Redis a process keeps at most; when all are busy, "
+        "calls wait for one (up to 5 s) rather than fail.",
+    )
     auth_secret: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("AUTH_SECRET", "PEERSCREEN_AUTH_SECRET", "auth_secret"),

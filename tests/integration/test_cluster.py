@@ -126,3 +126,37 @@ async def test_redis_outage_fails_fast_and_recovers(
 def test_wait_until_is_bounded() -> None:
     with pytest.raises(AssertionError, match="timed out"):
         wait_until(lambda: False, 0.2, "nothing")
+
+
+async def test_a_burst_larger_than_the_redis_pool_is_delivered_in_full(
+    start_server: Callable[..., ServerProcess], redis_server: RedisServer
+) -> None:
+    """With a pool of 2 Redis connections and 200 messages posted at once, every message
+    is accepted (a busy pool waits, it does not fail) and arrives once, in order."""
+    redis_server.flush()
+    server = start_server(
+        redis_url=redis_server.url, redis_max_connections=2, max_connections_per_client=1000
+    )
+    async with httpx.AsyncClient(
+        base_url=server.base_url, timeout=30, limits=httpx.Limits(max_connections=200)
+    ) as http:
+        room = await create_room(http)
+        viewer = (await http.post(f"/api/rooms/{room['roomId']}/viewers")).json()
+        auth = {"Authorization": f"Bearer {room['hostToken']}"}
+        path = f"/api/rooms/{room['roomId']}/messages"
+
+        async def post(n: int) -> int:
+            body = {"type": "candidate", "to": viewer["viewerId"], "candidate": candidate(n)}
+            response = await http.post(path, json=body, headers=auth)
+            assert response.status_code == 202, response.text
+            seq: int = response.json()["seq"]
+            return seq
+
+        seqs = await asyncio.gather(*(post(n) for n in range(200)))
+        assert sorted(seqs) == list(range(2, 202))  # 1 is the viewer's audience event
+        mail = await http.get(path, headers={"Authorization": f"Bearer {viewer['viewerToken']}"})
+    candidates = [m for m in mail.json()["messages"] if m["type"] == "candidate"]
+    assert [m["seq"] for m in candidates] == list(range(2, 202))
+    assert sorted(m["candidate"]["candidate"] for m in candidates) == sorted(
+        candidate(n)["candidate"] for n in range(200)
+    )

@@ -32,7 +32,7 @@ def create_store(settings: Settings) -> Store:
     if settings.redis_url:
         from .redis import RedisStore
 
-        return RedisStore(settings.redis_url)
+        return RedisStore(settings.redis_url, max_connections=settings.redis_max_connections)
     from .memory import MemoryStore
 
     return MemoryStore()

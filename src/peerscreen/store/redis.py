@@ -59,6 +59,9 @@ from .base import (
 
 logger = logging.getLogger("peerscreen.store.redis")
 
+POOL_WAIT = 5.0
+"""Seconds a call waits for a free Redis connection before it counts Redis as unavailable."""
+
 CHANNEL = "peerscreen:mailbox"
 SEEN_INDEX = "peerscreen:seen"
 """Sorted set of every participant of every room ("<room> <participant>"), scored by when
@@ -307,18 +310,23 @@ class RedisStore(Store):
 
     kind = "redis"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, max_connections: int = 100) -> None:
         super().__init__()
         self._url = url
-        # One quick retry rides over a pooled connection that died with a Redis restart;
-        # more would only delay the 503 a caller should see while Redis is down.
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+        # A busy pool makes callers wait for a connection (up to POOL_WAIT) instead of
+        # failing them: a burst is slower, never refused. One quick retry rides over a
+        # pooled connection that died with a Redis restart; more would only delay the 503
+        # a caller should see while Redis is down.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=POOL_WAIT,
             decode_responses=True,
             socket_connect_timeout=1.0,
             socket_timeout=2.0,
             retry=Retry(NoBackoff(), 1),
         )
+        self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._touch = self._redis.register_script(_TOUCH)
         self._end = self._redis.register_script(_END)
         self._add_viewer = self._redis.register_script(_ADD_VIEWER)
