@@ -525,6 +525,8 @@ function watch(roomId) {
     if (reported || !pc || !session.client) return;
     reported = true;
     const { path } = await new StatsSampler(pc, "inbound").sample();
+    // Left (or ended) meanwhile: the token no longer works, and nothing is to be said.
+    if (session.closed || session.status.state === "ended") return;
     await api(`/api/rooms/${session.roomId}/report`, {
       method: "POST",
       token: session.client.token,
