@@ -199,7 +199,7 @@ export class HostSession extends EventTarget {
     });
     // Adding the tracks fires negotiationneeded: the link sends this viewer its offer.
     for (const track of this.stream.getTracks()) link.pc.addTrack(track, this.stream);
-    if (this.paused) void this.applyPause(link);
+    if (this.paused) void this.applyTracks(link);
     // Set the encoder up before the first frame: changing it later restarts it.
     void this.applyQuality(link);
     this.emitViewers();
@@ -232,7 +232,7 @@ export class HostSession extends EventTarget {
     this.stream = stream;
     // Paused, the senders stay empty; resuming picks the new tracks up.
     if (!this.paused) {
-      for (const entry of this.viewers.values()) await this.applyPause(entry.link);
+      for (const entry of this.viewers.values()) await this.applyTracks(entry.link);
     }
     for (const track of stream.getTracks()) {
       track.addEventListener("ended", () => void this.stop());
@@ -249,12 +249,15 @@ export class HostSession extends EventTarget {
   async setPaused(paused) {
     if (this.ended) return;
     this.paused = paused;
-    await Promise.all([...this.viewers.values()].map((entry) => this.applyPause(entry.link)));
+    await Promise.all([...this.viewers.values()].map((entry) => this.applyTracks(entry.link)));
     await this.setAccess({ paused });
   }
 
-  /** @param {PeerLink} link */
-  async applyPause(link) {
+  /**
+   * Make the link's senders carry the current stream's tracks, or nothing while paused.
+   * @param {PeerLink} link
+   */
+  async applyTracks(link) {
     for (const transceiver of link.pc.getTransceivers()) {
       // The receiver's track keeps the kind while the sender has none.
       const kind = transceiver.receiver.track.kind;
