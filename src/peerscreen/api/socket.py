@@ -35,6 +35,7 @@ from ..protocol import (
 from ..ratelimit import Limit, Network, RateLimits, client_ip_of
 from ..rooms import Event, Participant
 from ..signaling import Signaling, parse_room_id
+from ..signaling.access import ensure_present
 from ..tasks import stop_task
 
 logger = logging.getLogger("peerscreen.socket")
@@ -171,16 +172,12 @@ class Connection:
         if not messages:
             # Woken with nothing to read: the viewer may have been removed, or the room
             # lost (a Redis that came back empty).
-            if await store.get_room(participant.room_id) is None:
-                raise _room_lost()
-            if not participant.is_host and not await store.has_viewer(
-                participant.room_id, participant.participant_id
-            ):
-                raise _Closing(
-                    CLOSE_GONE,
-                    "You are no longer in this room (you left or were removed).",
-                    finished=True,
-                )
+            try:
+                await ensure_present(store, participant)
+            except PeerscreenError as exc:
+                if exc.code is ErrorCode.ROOM_NOT_FOUND:
+                    raise _room_lost() from None
+                raise _Closing(CLOSE_GONE, exc.message, finished=True) from None
         for message in messages:
             if message["seq"] <= self.sent:
                 continue  # a concurrent delivery already sent it

@@ -7,11 +7,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from ..config import Settings
-from ..errors import forbidden, room_not_found
+from ..errors import forbidden
 from ..presence import PresenceTracker
 from ..rooms import Participant, Signal
 from ..store import Listener, Message, Store
 from ..store.base import ROOM_OFFER
+from .access import ensure_present
 
 logger = logging.getLogger("peerscreen.longpoll")
 
@@ -121,13 +122,5 @@ class LongPoll:
             if woken and not self.draining:
                 # Woken with nothing to read: the viewer may have been removed, or the
                 # room lost.
-                await self._still_here(participant)
+                await ensure_present(self.store, participant)
             await self.presence.seen(participant)
-
-    async def _still_here(self, participant: Participant) -> None:
-        if await self.store.get_room(participant.room_id) is None:
-            raise room_not_found()
-        if not participant.is_host and not await self.store.has_viewer(
-            participant.room_id, participant.participant_id
-        ):
-            raise forbidden("You are no longer in this room (you left or were removed).")
