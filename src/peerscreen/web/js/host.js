@@ -231,9 +231,7 @@ export class HostSession extends EventTarget {
     const old = this.stream;
     this.stream = stream;
     // Paused, the senders stay empty; resuming picks the new tracks up.
-    if (!this.paused) {
-      for (const entry of this.viewers.values()) await this.applyTracks(entry.link);
-    }
+    for (const entry of this.viewers.values()) await this.applyTracks(entry.link);
     for (const track of stream.getTracks()) {
       track.addEventListener("ended", () => void this.stop());
     }
