@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from .. import ids
@@ -227,16 +228,20 @@ class Signaling:
         if participant.is_host and not participant.room_ended:
             await self._tell_viewers(participant.room_id, {"type": Event.HOST_BACK})
 
-    async def _tell_viewers(self, room_id: str, message: Message) -> None:
-        for viewer_id in await self.store.get_viewers(room_id):
+    async def _tell_viewers(
+        self, room_id: str, message: Message, viewers: Iterable[str] | None = None
+    ) -> None:
+        if viewers is None:
+            viewers = await self.store.get_viewers(room_id)
+        for viewer_id in viewers:
             await self.mail.notify(room_id, viewer_id, message)
 
     async def _tell_audience(self, room_id: str) -> None:
         """Every viewer hears how many watch now (after a join or a departure)."""
         viewers = await self.store.get_viewers(room_id)
-        message: Message = {"type": Event.AUDIENCE, "viewers": len(viewers)}
-        for viewer_id in viewers:
-            await self.mail.notify(room_id, viewer_id, message)
+        await self._tell_viewers(
+            room_id, {"type": Event.AUDIENCE, "viewers": len(viewers)}, viewers
+        )
 
     async def _participant_gone(self, room_id: str, participant_id: str) -> None:
         """Gone past the grace period: a host ends its room, a viewer leaves it."""
