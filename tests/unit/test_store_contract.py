@@ -231,9 +231,56 @@ async def test_listeners_wake_for_their_own_mailbox_only(store: Store) -> None:
     rid = room().room_id
     await store.create_room(room(), TTL)
     with store.listen(rid, "host") as host, store.listen(rid, "vother00000") as other:
+        # A store shared by processes wakes a new listener once when its subscription
+        # takes effect (whatever came before it is read then): let that pass.
+        await asyncio.gather(host.wait(0.3), other.wait(0.3))
         await store.append(rid, "host", {"type": "answer"}, TTL, ROOMY)
         assert await host.wait(2)
         assert not await other.wait(0.2)
+
+
+class Recorder:
+    """A reader that keeps what its wake-ups hand over."""
+
+    def __init__(self) -> None:
+        self.handed: list[dict[str, object] | None] = []
+
+    def wake(self, message: dict[str, object] | None = None) -> None:
+        self.handed.append(message)
+
+
+async def test_a_stored_message_is_handed_to_the_readers_of_its_mailbox(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    reader = Recorder()
+    store.notifier.subscribe(rid, "host", reader)
+    try:
+        seq = await store.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, ROOMY)
+        handed = [m for m in reader.handed if m is not None]
+        assert handed == [{"type": "answer", "from": "v1", "seq": seq}]
+    finally:
+        store.notifier.unsubscribe(rid, "host", reader)
+
+
+async def test_acknowledged_messages_are_dropped_and_free_the_budget(store: Store) -> None:
+    rid = room().room_id
+    await store.create_room(room(), TTL)
+    small = MailBudget(
+        messages=2, bytes=1 << 20, sender_messages=2, sender_bytes=1 << 20, room_bytes=1 << 22
+    )
+    first = await store.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, small)
+    second = await store.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, small)
+    assert await store.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, small) in (
+        Refusal.MAILBOX,
+        Refusal.SENDER_SHARE,
+    )
+    await store.acknowledge(rid, "host", first)
+    assert [m["seq"] for m in await store.read(rid, "host", 0, 0)] == [second]
+    third = await store.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, small)
+    assert third == second + 1
+    await store.acknowledge(rid, "host", third)
+    assert await store.read(rid, "host", 0, 0) == []
+    await store.acknowledge("nope-nopee-nope", "host", 5)  # no room: nothing to do
 
 
 async def test_room_offer_is_taken_once_and_remembers_the_taker(store: Store) -> None:
@@ -280,7 +327,7 @@ async def test_every_redis_key_expires(redis_server: RedisServer) -> None:
     await store.close()
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     keys = [key async for key in client.scan_iter("*")]
-    assert keys and all(key.startswith(f"room:{rid}") or key == SEEN_INDEX for key in keys)
+    assert keys and all(key.startswith(f"room:{{{rid}}}") or key == SEEN_INDEX for key in keys)
     ttls = {key: await client.pttl(key) for key in keys}
     await client.aclose()
     assert all(0 < ttl <= TTL * 1000 for ttl in ttls.values()), ttls
@@ -293,16 +340,29 @@ async def test_redis_notifications_cross_processes(redis_server: RedisServer) ->
     await writer.open()
     await reader.open()
     try:
-        assert await reader.wait_subscribed(5)
         rid = room().room_id
         await writer.create_room(room(), TTL)
-        with reader.listen(rid, "host") as listener:
-            await writer.append(rid, "host", {"type": "answer"}, TTL, ROOMY)
-            assert await listener.wait(2)
-        assert [m["type"] for m in await reader.read(rid, "host", 0, 0)] == ["answer"]
+        # Stored before the reader listens: the subscription taking effect wakes it.
+        await writer.append(rid, "host", {"type": "offer"}, TTL, ROOMY)
+        recorder = Recorder()
+        reader.notifier.subscribe(rid, "host", recorder)
+        await eventually(lambda: _true(bool(recorder.handed)))
+        assert recorder.handed == [None]  # woken to read, nothing handed over
+        # Stored once the reader listens: it arrives whole, once, with no read.
+        await writer.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, ROOMY)
+        await eventually(lambda: _true(len(recorder.handed) == 2))
+        assert recorder.handed[1] == {"seq": 2, "type": "answer", "from": "v1"}
+        # Nobody else listens to the mailbox: the writer's process is not told at all.
+        assert writer.listened_channels() == 0
+        assert reader.listened_channels() == 1
+        reader.notifier.unsubscribe(rid, "host", recorder)
     finally:
         await writer.close()
         await reader.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_has_viewer(store: Store) -> None:

@@ -36,6 +36,7 @@ from ..ratelimit import Limit, Network, RateLimits, client_ip_of
 from ..rooms import Event, Participant
 from ..signaling import Signaling, parse_room_id
 from ..signaling.access import ensure_present
+from ..store import Message
 from ..tasks import stop_task
 
 logger = logging.getLogger("peerscreen.socket")
@@ -54,6 +55,15 @@ CLOSE_ROOM_GONE = 4404
 CLOSE_HEARTBEAT = 4408
 CLOSE_REPLACED = 4409
 CLOSE_ENDED = 4410
+
+
+ARRIVED_KEPT = 64
+"""Messages a socket holds from their wake-ups; past that it reads from the store."""
+
+
+def _seq(message: Message) -> int:
+    seq: int = message["seq"]
+    return seq
 
 
 def _close_reason(text: str) -> str:
@@ -84,9 +94,12 @@ class Connection:
     """One authenticated socket of one participant."""
 
     __slots__ = (
+        "_arrived",
         "_delivering",
         "_dirty",
+        "_must_read",
         "_send",
+        "_trimmed",
         "acked",
         "close_code",
         "finished",
@@ -113,6 +126,11 @@ class Connection:
         self.sending = False  # a send waits on the client: it is not reading
         self._delivering = False
         self._dirty = False
+        # Messages handed over with their wake-up, not sent yet: sent as they are when
+        # they follow what was sent, with no read from the store.
+        self._arrived: list[Message] | None = None
+        self._must_read = True  # something changed that only a read shows
+        self._trimmed = resume  # the store dropped what is numbered up to this
 
     # --- sending ------------------------------------------------------------------------
 
@@ -132,8 +150,16 @@ class Connection:
                     {"type": "websocket.close", "code": code, "reason": _close_reason(reason)}
                 )
 
-    def wake(self) -> None:
+    def wake(self, message: Message | None = None) -> None:
         """Mail arrived: deliver it, starting a task only if none runs."""
+        if message is None:
+            self._must_read = True
+        elif self._arrived is None:
+            self._arrived = [message]
+        elif len(self._arrived) < ARRIVED_KEPT:
+            self._arrived.append(message)
+        else:
+            self._must_read = True  # a client this far behind reads from the store
         if self._delivering:
             self._dirty = True
             return
@@ -163,12 +189,37 @@ class Connection:
             logger.exception("socket %s: delivery failed", self.key)
             await self.close(CLOSE_INTERNAL, "Internal error")
 
+    def _take_arrived(self) -> list[Message] | None:
+        """The arrived messages, if they follow what was sent without a gap."""
+        arrived, self._arrived = self._arrived, None
+        if arrived is None or self._must_read:
+            return None
+        arrived.sort(key=_seq)
+        expected = self.sent + 1
+        ready: list[Message] = []
+        for message in arrived:
+            seq = message["seq"]
+            if seq < expected:
+                continue  # sent already
+            if seq > expected:
+                return None  # one is missing (or still on its way): read them all
+            ready.append(message)
+            expected += 1
+        return ready
+
     async def _deliver_mail(self) -> None:
         participant = self.participant
         store = self.service.store
+        ready = self._take_arrived()
+        if ready is not None:
+            await self._send_all(ready)
+            return
+        self._must_read = False
+        self._arrived = None
         messages = await store.read(
             participant.room_id, participant.participant_id, self.sent, self.acked
         )
+        self._trimmed = max(self._trimmed, self.acked)
         if not messages:
             # Woken with nothing to read: the viewer may have been removed, or the room
             # lost (a Redis that came back empty).
@@ -178,6 +229,9 @@ class Connection:
                 if exc.code is ErrorCode.ROOM_NOT_FOUND:
                     raise _room_lost() from None
                 raise _Closing(CLOSE_GONE, exc.message, finished=True) from None
+        await self._send_all(messages)
+
+    async def _send_all(self, messages: list[Message]) -> None:
         for message in messages:
             if message["seq"] <= self.sent:
                 continue  # a concurrent delivery already sent it
@@ -238,6 +292,15 @@ class Connection:
         elif isinstance(message, AckMessage):
             # Only what was sent can be confirmed; a larger number would drop unsent mail.
             self.acked = max(self.acked, min(message.seq, self.sent))
+            if self.acked > self._trimmed:
+                # Free the mailbox's budget now: with mail handed over whole, no read
+                # may come to drop it.
+                self._trimmed = self.acked
+                participant = self.participant
+                with contextlib.suppress(StoreUnavailable):  # the next read drops them
+                    await self.service.store.acknowledge(
+                        participant.room_id, participant.participant_id, self.acked
+                    )
         elif isinstance(message, PingMessage):
             if message.type == "ping":
                 await self.send({"type": "pong", "id": message.id})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -113,7 +113,7 @@ class Listener:
         for room_id, name in self._keys:
             self._notifier.unsubscribe(room_id, name, self)
 
-    def wake(self) -> None:
+    def wake(self, message: Message | None = None) -> None:
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:
@@ -129,7 +129,9 @@ class Listener:
 
 
 class Wakeable(Protocol):
-    def wake(self) -> None: ...
+    def wake(self, message: Message | None = None) -> None:
+        """The mailbox changed; ``message`` is the one just stored there, when known (a
+        reader that has sent everything before it can send it without reading)."""
 
 
 class Notifier:
@@ -140,6 +142,10 @@ class Notifier:
         # Nearly every mailbox has one reader: it is stored bare, and a set only when a
         # second one comes (a set costs a couple of hundred bytes per idle socket).
         self._listeners: dict[tuple[str, str], Wakeable | set[Wakeable]] = {}
+        # Told when a mailbox gets its first local reader and loses its last: a store
+        # shared by processes listens for other processes' messages to exactly those.
+        self.on_first: Callable[[str, str], None] | None = None
+        self.on_last: Callable[[str, str], None] | None = None
 
     def listen(self, room_id: str, *names: str) -> Listener:
         return Listener(self, [(room_id, name) for name in names])
@@ -150,6 +156,8 @@ class Notifier:
         present = self._listeners.get(key)
         if present is None:
             self._listeners[key] = target
+            if self.on_first is not None:
+                self.on_first(room_id, name)
         elif isinstance(present, set):
             present.add(target)
         elif present is not target:
@@ -166,16 +174,24 @@ class Notifier:
                 self._listeners[key] = next(iter(present))
             elif not present:
                 del self._listeners[key]
+        else:
+            return
+        if key not in self._listeners and self.on_last is not None:
+            self.on_last(room_id, name)
 
-    def notify(self, room_id: str, participant_id: str) -> None:
+    def has_listener(self, room_id: str, participant_id: str) -> bool:
+        return (room_id, participant_id) in self._listeners
+
+    def notify(self, room_id: str, participant_id: str, message: Message | None = None) -> None:
+        """Wake the mailbox's readers; ``message`` is the one just stored, if any."""
         present = self._listeners.get((room_id, participant_id))
         if present is None:
             return
         if isinstance(present, set):
             for listener in list(present):
-                listener.wake()
+                listener.wake(message)
         else:
-            present.wake()
+            present.wake(message)
 
     def wake_all(self) -> None:
         """Wake every reader (after notifications may have been missed)."""
@@ -288,6 +304,10 @@ class Store(ABC):
         ``acked <= after``: a socket may have sent messages its client has not yet
         confirmed; they stay until confirmed so a reconnect can send them again.
         """
+
+    @abstractmethod
+    async def acknowledge(self, room_id: str, recipient: str, acked: int) -> None:
+        """Drop the messages numbered up to ``acked``: their reader confirmed them."""
 
     @abstractmethod
     async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:

@@ -219,7 +219,7 @@ class MemoryStore(Store):
                 held = box.senders[sender] = [0, 0]
             held[0] += 1
             held[1] += size
-        self.notifier.notify(room_id, recipient)
+        self.notifier.notify(room_id, recipient, stored)
         return box.last_seq
 
     async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:
@@ -233,6 +233,15 @@ class MemoryStore(Store):
         if not messages or messages[-1]["seq"] <= after:
             return []
         return [m for m in messages if m["seq"] > after]
+
+    async def acknowledge(self, room_id: str, recipient: str, acked: int) -> None:
+        room = self._room(room_id)
+        box = room.mailboxes.get(recipient) if room is not None else None
+        if room is None or box is None:
+            return
+        messages = box.messages
+        while messages and messages[0]["seq"] <= acked:
+            box.drop(0, room)
 
     async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
         room = self._room(room_id)

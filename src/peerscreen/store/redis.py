@@ -1,6 +1,8 @@
 """Redis store: shared state for several server processes.
 
-Keys follow the original design's ``room:{id}:...`` style and every one carries a TTL
+Keys follow the original design's ``room:{id}:...`` style, with the room id in braces:
+that is a Redis Cluster hash tag, so every key of a room lives in one hash slot and one
+script can update them together on a cluster as on a single Redis. Every key carries a TTL
 (the index of who was seen when, too):
 
 =============================  =========================================================
@@ -22,17 +24,18 @@ Keys follow the original design's ``room:{id}:...`` style and every one carries 
 =============================  =========================================================
 
 Multi-key updates run as Lua scripts so that two processes never interleave inside one.
-A new message is announced on the ``peerscreen:mailbox`` channel; every process listens
-and wakes its own readers of that mailbox.
+A stored message is published, whole, on its mailbox's sharded channel
+``room:{id}:notify:{pid}``, which only processes with a reader of that mailbox subscribe
+to (:mod:`.channels`): they hand it to their socket without reading it back. Redis 7 or
+later (sharded pub/sub).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import logging
+import secrets
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -44,7 +47,6 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreUnavailable
-from ..tasks import stop_task
 from .base import (
     DEPARTED_KEPT,
     ROOM_OFFER,
@@ -56,13 +58,13 @@ from .base import (
     Store,
     ViewerRecord,
 )
+from .channels import MailboxChannels
 
 logger = logging.getLogger("peerscreen.store.redis")
 
 POOL_WAIT = 5.0
 """Seconds a call waits for a free Redis connection before it counts Redis as unavailable."""
 
-CHANNEL = "peerscreen:mailbox"
 SEEN_INDEX = "peerscreen:seen"
 """Sorted set of every participant of every room ("<room> <participant>"), scored by when
 it was last seen: any process finds those gone past the grace period, whoever saw them.
@@ -88,6 +90,21 @@ def _guarded(
             raise StoreUnavailable(str(exc)) from exc
 
     return wrapper
+
+
+def _room_key(room_id: str) -> str:
+    return f"room:{{{room_id}}}"
+
+
+def _channel(room_id: str, participant_id: str) -> str:
+    """The sharded channel of a mailbox (in its room's hash slot)."""
+    return f"room:{{{room_id}}}:notify:{participant_id}"
+
+
+def _mailbox_of(channel: str) -> tuple[str, str]:
+    """(room id, participant id) of a mailbox channel."""
+    room_id, _, participant_id = channel[6:].partition("}:notify:")
+    return room_id, participant_id
 
 
 def _ms(seconds: float) -> int:
@@ -190,13 +207,14 @@ if removed == 1 then
   redis.call('HDEL', KEYS[5], unpack(fields))
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HDEL', KEYS[4], ARGV[1])
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  redis.call('SPUBLISH', ARGV[2], ARGV[3])
 end
 return removed
 """
 
-# KEYS: inbox, seq, pending, room. ARGV: body, ttl, channel, notice, recipient, sender ('' for
+# KEYS: inbox, seq, pending, room. ARGV: body, ttl, channel, origin, recipient, sender ('' for
 # none), budgeted (0/1), messages, bytes, sender messages, sender bytes, room bytes.
+# The stored message goes out on the mailbox's channel as "<origin process>\n<message>".
 _APPEND = """
 local inbox, pending = KEYS[1], KEYS[3]
 if redis.call('EXISTS', KEYS[4]) == 0 then return 'no_room' end
@@ -230,7 +248,7 @@ end
 redis.call('PEXPIRE', inbox, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if redis.call('PTTL', pending) < tonumber(ARGV[2]) then redis.call('PEXPIRE', pending, ARGV[2]) end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('SPUBLISH', ARGV[3], ARGV[4] .. '\\n' .. body)
 return seq
 """
 
@@ -244,16 +262,25 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return offer
 """
 
+_TRIM_LUA = """
+local function trim(inbox, pending, pid, acked)
+  while true do
+    local head = redis.call('LINDEX', inbox, 0)
+    if not head or seq_of(head) > acked then break end
+    redis.call('LPOP', inbox)
+    unaccount(pending, pid, head)
+  end
+end
+"""
+
+_ACKNOWLEDGE = _ACCOUNTING_LUA + _TRIM_LUA + "trim(KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[1]))"
+
 _READ = (
     _ACCOUNTING_LUA
+    + _TRIM_LUA
     + """
 local after, acked = tonumber(ARGV[1]), tonumber(ARGV[2])
-while true do
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  if not head or seq_of(head) > acked then break end
-  redis.call('LPOP', KEYS[1])
-  unaccount(KEYS[2], ARGV[3], head)
-end
+trim(KEYS[1], KEYS[2], ARGV[3], acked)
 local all = redis.call('LRANGE', KEYS[1], 0, -1)
 if #all == 0 or seq_of(all[#all]) <= after then return {} end
 local out = {}
@@ -313,85 +340,104 @@ class RedisStore(Store):
     def __init__(self, url: str, max_connections: int = 100) -> None:
         super().__init__()
         self._url = url
-        # A busy pool makes callers wait for a connection (up to POOL_WAIT) instead of
-        # failing them: a burst is slower, never refused. One quick retry rides over a
-        # pooled connection that died with a Redis restart; more would only delay the 503
-        # a caller should see while Redis is down.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=POOL_WAIT,
-            decode_responses=True,
-            socket_connect_timeout=1.0,
-            socket_timeout=2.0,
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self._max_connections = max_connections
+        self._redis: Any = self._connect()
         self._touch = self._redis.register_script(_TOUCH)
         self._end = self._redis.register_script(_END)
         self._add_viewer = self._redis.register_script(_ADD_VIEWER)
         self._remove_viewer = self._redis.register_script(_REMOVE_VIEWER)
         self._append = self._redis.register_script(_APPEND)
         self._read = self._redis.register_script(_READ)
+        self._acknowledge = self._redis.register_script(_ACKNOWLEDGE)
         self._take = self._redis.register_script(_TAKE)
         self._take_room_offer = self._redis.register_script(_TAKE_ROOM_OFFER)
         self._add_chat = self._redis.register_script(_ADD_CHAT)
-        self._subscriber: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        # Names this process in what it publishes, so it skips its own notifications:
+        # it has woken its readers already, with the message in hand.
+        self._origin = secrets.token_hex(8)
+        self._channels = MailboxChannels(
+            self._node_of,
+            self._pubsub_client,
+            self._on_channel_message,
+            self._on_subscribed,
+            self.notifier.wake_all,
+        )
+        self.notifier.on_first = self._listen_to
+        self.notifier.on_last = self._stop_listening_to
+
+    def _connect(self) -> Any:
+        """The client for commands: a pool shared by every request of this process."""
+        # A busy pool makes callers wait for a connection (up to POOL_WAIT) instead of
+        # failing them: a burst is slower, never refused. One quick retry rides over a
+        # pooled connection that died with a Redis restart; more would only delay the 503
+        # a caller should see while Redis is down.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url,
+            max_connections=self._max_connections,
+            timeout=POOL_WAIT,
+            decode_responses=True,
+            socket_connect_timeout=1.0,
+            socket_timeout=2.0,
+            retry=Retry(NoBackoff(), 1),
+        )
+        return aioredis.Redis(connection_pool=pool)
+
+    def _node_of(self, channel: str) -> str:
+        """The node that serves a sharded channel ("": the one Redis)."""
+        return ""
+
+    def _pubsub_client(self, node: str) -> aioredis.Redis:
+        # No read timeout: a subscriber waits for messages for as long as it lives. No
+        # retry either: MailboxChannels reconnects itself and subscribes again.
+        return aioredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     async def open(self) -> None:
-        self._subscriber = asyncio.create_task(self._listen_forever(), name="redis-subscriber")
+        self._channels.start()
 
     async def close(self) -> None:
-        await stop_task(self._subscriber)
-        self._subscriber = None
+        await self._channels.stop()
         await self._redis.aclose()
 
-    async def wait_subscribed(self, timeout: float) -> bool:
-        """True once the cross-process notification channel is listened to."""
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+    def _listen_to(self, room_id: str, participant_id: str) -> None:
+        self._channels.want(_channel(room_id, participant_id))
 
-    async def _listen_forever(self) -> None:
-        delay = 0.1
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(CHANNEL)
-                self._subscribed.set()
-                if delay > 0.1:
-                    logger.info("redis notifications: reconnected")
-                    # Messages may have arrived while we were deaf: make every reader look.
-                    self.notifier.wake_all()
-                delay = 0.1
-                async for item in pubsub.listen():
-                    room_id, _, participant_id = item["data"].partition(" ")
-                    self.notifier.notify(room_id, participant_id)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                if self._subscribed.is_set():
-                    logger.warning("redis notifications: lost (%s); retrying", exc)
-                self._subscribed.clear()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    def _stop_listening_to(self, room_id: str, participant_id: str) -> None:
+        self._channels.unwant(_channel(room_id, participant_id))
+
+    def _on_channel_message(self, channel: str, data: str) -> None:
+        origin, _, body = data.partition("\n")
+        if origin == self._origin:
+            return
+        room_id, participant_id = _mailbox_of(channel)
+        if not self.notifier.has_listener(room_id, participant_id):
+            return  # its reader left while the channel lingers
+        message = json.loads(body) if body else None
+        self.notifier.notify(room_id, participant_id, message)
+
+    def _on_subscribed(self, channel: str) -> None:
+        # Whatever was stored before the subscription took effect is read now.
+        room_id, participant_id = _mailbox_of(channel)
+        self.notifier.notify(room_id, participant_id)
+
+    def listened_channels(self) -> int:
+        """How many mailbox channels this process subscribes to (lingering ones too)."""
+        return self._channels.subscribed_count()
 
     @_guarded
     async def ping(self) -> None:
         await self._redis.ping()
-        if not self._subscribed.is_set():
+        if not self._channels.healthy:
             # Calls would work, but pushes from other processes would not arrive.
-            raise StoreUnavailable("not subscribed to the notification channel yet")
+            raise StoreUnavailable("the notification connection to Redis is down")
 
     @_guarded
     async def create_room(self, room: RoomRecord, ttl: float) -> bool:
-        key = f"room:{room.room_id}"
+        key = f"room:{{{room.room_id}}}"
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "record", json.dumps(room.to_dict()))
             pipe.pexpire(key, _ms(ttl))
@@ -400,7 +446,7 @@ class RedisStore(Store):
 
     @_guarded
     async def get_room(self, room_id: str) -> RoomRecord | None:
-        data = cast(dict[str, str], await self._redis.hgetall(f"room:{room_id}"))
+        data = cast(dict[str, str], await self._redis.hgetall(f"room:{{{room_id}}}"))
         if not data or "record" not in data:
             return None
         fields = json.loads(data["record"])
@@ -415,13 +461,13 @@ class RedisStore(Store):
     @_guarded
     async def set_paused(self, room_id: str, paused: bool) -> None:
         if paused:
-            await self._redis.hset(f"room:{room_id}", "paused", "1")
+            await self._redis.hset(f"room:{{{room_id}}}", "paused", "1")
         else:
-            await self._redis.hdel(f"room:{room_id}", "paused")
+            await self._redis.hdel(f"room:{{{room_id}}}", "paused")
 
     @_guarded
     async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:
-        key = f"room:{room_id}"
+        key = f"room:{{{room_id}}}"
         async with self._redis.pipeline(transaction=True) as pipe:
             if locked:
                 pipe.hset(key, "locked", "1")
@@ -435,25 +481,25 @@ class RedisStore(Store):
 
     @_guarded
     async def end_room(self, room_id: str, reason: str, retention: float) -> bool:
-        return bool(await self._end(keys=[f"room:{room_id}"], args=[reason, _ms(retention)]))
+        return bool(await self._end(keys=[f"room:{{{room_id}}}"], args=[reason, _ms(retention)]))
 
     @_guarded
     async def touch_room(self, room_id: str, ttl: float) -> None:
-        await self._touch(keys=[f"room:{room_id}"], args=[_ms(ttl)])
+        await self._touch(keys=[f"room:{{{room_id}}}"], args=[_ms(ttl)])
 
     @_guarded
     async def add_viewer(
         self, room_id: str, viewer: ViewerRecord, max_viewers: int, ttl: float
     ) -> AddViewerResult:
         result = await self._add_viewer(
-            keys=[f"room:{room_id}", f"room:{room_id}:viewers"],
+            keys=[f"room:{{{room_id}}}", f"room:{{{room_id}}}:viewers"],
             args=[viewer.viewer_id, json.dumps(viewer.to_dict()), max_viewers, _ms(ttl)],
         )
         return AddViewerResult(result)
 
     @_guarded
     async def remove_viewer(self, room_id: str, viewer_id: str) -> bool:
-        prefix = f"room:{room_id}"
+        prefix = _room_key(room_id)
         removed = await self._remove_viewer(
             keys=[
                 f"{prefix}:viewers",
@@ -463,7 +509,7 @@ class RedisStore(Store):
                 f"{prefix}:pending",
                 f"{prefix}:departed",
             ],
-            args=[viewer_id, CHANNEL, f"{room_id} {viewer_id}", DEPARTED_KEPT],
+            args=[viewer_id, _channel(room_id, viewer_id), self._origin + "\n", DEPARTED_KEPT],
         )
         if removed:
             self.notifier.notify(room_id, viewer_id)
@@ -471,17 +517,17 @@ class RedisStore(Store):
 
     @_guarded
     async def departed_token_hash(self, room_id: str, viewer_id: str) -> str | None:
-        value = await self._redis.hget(f"room:{room_id}:departed", viewer_id)
+        value = await self._redis.hget(f"room:{{{room_id}}}:departed", viewer_id)
         return cast(str | None, value)
 
     @_guarded
     async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]:
-        raw = cast(dict[str, str], await self._redis.hgetall(f"room:{room_id}:viewers"))
+        raw = cast(dict[str, str], await self._redis.hgetall(f"room:{{{room_id}}}:viewers"))
         return {vid: ViewerRecord(**json.loads(text)) for vid, text in raw.items()}
 
     @_guarded
     async def has_viewer(self, room_id: str, viewer_id: str) -> bool:
-        return bool(await self._redis.hexists(f"room:{room_id}:viewers", viewer_id))
+        return bool(await self._redis.hexists(f"room:{{{room_id}}}:viewers", viewer_id))
 
     @_guarded
     async def append(
@@ -511,16 +557,16 @@ class RedisStore(Store):
         )
         result = await self._append(
             keys=[
-                f"room:{room_id}:inbox:{recipient}",
-                f"room:{room_id}:seq:{recipient}",
-                f"room:{room_id}:pending",
-                f"room:{room_id}",
+                f"room:{{{room_id}}}:inbox:{recipient}",
+                f"room:{{{room_id}}}:seq:{recipient}",
+                f"room:{{{room_id}}}:pending",
+                f"room:{{{room_id}}}",
             ],
             args=[
                 json.dumps(body, separators=(",", ":"), ensure_ascii=False),
                 _ms(ttl),
-                CHANNEL,
-                f"{room_id} {recipient}",
+                _channel(room_id, recipient),
+                self._origin,
                 recipient,
                 sender or "",
                 1 if budget is not None else 0,
@@ -529,50 +575,59 @@ class RedisStore(Store):
         )
         if isinstance(result, str):
             return Refusal(result)
-        # Wake local readers now rather than after the round trip through the channel.
-        self.notifier.notify(room_id, recipient)
-        return int(result)
+        seq = int(result)
+        if self.notifier.has_listener(room_id, recipient):
+            # Local readers get it now, whole (other processes through the channel).
+            self.notifier.notify(room_id, recipient, {"seq": seq, **body})
+        return seq
 
     @_guarded
     async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:
         raw = await self._read(
-            keys=[f"room:{room_id}:inbox:{recipient}", f"room:{room_id}:pending"],
+            keys=[f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
             args=[after, acked, recipient],
         )
         return [json.loads(text) for text in cast(list[str], raw)]
 
     @_guarded
+    async def acknowledge(self, room_id: str, recipient: str, acked: int) -> None:
+        await self._acknowledge(
+            keys=[f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
+            args=[acked, recipient],
+        )
+
+    @_guarded
     async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
         raw = await self._take(
-            keys=[f"room:{room_id}:inbox:{recipient}", f"room:{room_id}:pending"],
+            keys=[f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
             args=[recipient, *types],
         )
         return [json.loads(text) for text in cast(list[str], raw)]
 
     @_guarded
     async def last_seq(self, room_id: str, recipient: str) -> int:
-        value = await self._redis.get(f"room:{room_id}:seq:{recipient}")
+        value = await self._redis.get(f"room:{{{room_id}}}:seq:{recipient}")
         return int(value) if value else 0
 
     @_guarded
     async def put_room_offer(self, room_id: str, message: Message, ttl: float) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"room:{room_id}:offer", json.dumps(message), px=_ms(ttl))
-            pipe.delete(f"room:{room_id}:offer:taker")
-            pipe.publish(CHANNEL, f"{room_id} {ROOM_OFFER}")
+            pipe.set(f"room:{{{room_id}}}:offer", json.dumps(message), px=_ms(ttl))
+            pipe.delete(f"room:{{{room_id}}}:offer:taker")
+            pipe.spublish(_channel(room_id, ROOM_OFFER), self._origin + "\n")
             await pipe.execute()
         self.notifier.notify(room_id, ROOM_OFFER)
 
     @_guarded
     async def take_room_offer(self, room_id: str, viewer_id: str) -> Message | None:
         raw = await self._take_room_offer(
-            keys=[f"room:{room_id}:offer", f"room:{room_id}:offer:taker"], args=[viewer_id]
+            keys=[f"room:{{{room_id}}}:offer", f"room:{{{room_id}}}:offer:taker"], args=[viewer_id]
         )
         return cast(Message, json.loads(raw)) if raw else None
 
     @_guarded
     async def room_offer_taker(self, room_id: str) -> str | None:
-        value = await self._redis.get(f"room:{room_id}:offer:taker")
+        value = await self._redis.get(f"room:{{{room_id}}}:offer:taker")
         return cast(str | None, value)
 
     @_guarded
@@ -580,18 +635,18 @@ class RedisStore(Store):
         self, room_id: str, message: Message, keep: int, keep_bytes: int, ttl: float
     ) -> None:
         await self._add_chat(
-            keys=[f"room:{room_id}:chat", f"room:{room_id}:pending"],
+            keys=[f"room:{{{room_id}}}:chat", f"room:{{{room_id}}}:pending"],
             args=[json.dumps(message), keep, keep_bytes, _ms(ttl)],
         )
 
     @_guarded
     async def chat_history(self, room_id: str) -> list[Message]:
-        raw = cast(list[str], await self._redis.lrange(f"room:{room_id}:chat", 0, -1))
+        raw = cast(list[str], await self._redis.lrange(f"room:{{{room_id}}}:chat", 0, -1))
         return [json.loads(text) for text in raw]
 
     @_guarded
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
-        key = f"room:{room_id}:seen"
+        key = f"room:{{{room_id}}}:seen"
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, participant_id, repr(at))
             # Later refreshes come with the room's other keys (touch_room); NX only
@@ -615,5 +670,5 @@ class RedisStore(Store):
 
     @_guarded
     async def last_seen(self, room_id: str) -> dict[str, float]:
-        raw = cast(dict[str, str], await self._redis.hgetall(f"room:{room_id}:seen"))
+        raw = cast(dict[str, str], await self._redis.hgetall(f"room:{{{room_id}}}:seen"))
         return {pid: float(ts) for pid, ts in raw.items()}

@@ -1,0 +1,216 @@
+"""Mailbox notifications between processes: one sharded pub/sub channel per mailbox.
+
+A process subscribes to the channel of each mailbox it has a reader for (a socket or a
+waiting long-poll), and a script that stores a message publishes it on that mailbox's
+channel. So a notification reaches only the processes that hold the recipient, never
+every process; and since a mailbox's channel lives in its room's hash slot, the same
+scheme runs on a Redis Cluster, where each channel is served by the node that owns the
+room (``SSUBSCRIBE``/``SPUBLISH``, Redis 7).
+
+Subscriptions are sent without waiting for their confirmation; the confirmation, when it
+arrives, wakes the mailbox's readers once more, so a message stored between the first read
+and the subscription is still delivered. A channel stays subscribed for a while after its
+last reader leaves, since a long-polling client comes back within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..tasks import stop_task
+
+logger = logging.getLogger("peerscreen.store.redis")
+
+LINGER = 15.0
+"""Seconds a channel stays subscribed after its last local reader left."""
+
+SWEEP_EVERY = 5.0
+
+
+@dataclass(eq=False)
+class _Node:
+    """One pub/sub connection to one Redis node, and the channels it carries."""
+
+    name: str
+    client: aioredis.Redis
+    channels: set[str] = field(default_factory=set)
+    queued: list[tuple[bool, str]] = field(default_factory=list)  # (subscribe?, channel)
+    kick: asyncio.Event = field(default_factory=asyncio.Event)
+    readable: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    healthy: bool = True
+
+
+class MailboxChannels:
+    """The sharded channels this process listens to, kept on the nodes that own them.
+
+    ``node_of(channel)`` names the node that serves a channel and ``client_of(name)``
+    gives a client for it (a single node for a plain Redis). ``on_message(channel, data)``
+    gets each published payload; ``on_subscribed(channel)`` runs when a subscription is
+    confirmed (again after a reconnect), and ``on_lost()`` when a node's connection
+    failed, since notifications may have been missed meanwhile.
+    """
+
+    def __init__(
+        self,
+        node_of: Callable[[str], str],
+        client_of: Callable[[str], aioredis.Redis],
+        on_message: Callable[[str, str], None],
+        on_subscribed: Callable[[str], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self._node_of = node_of
+        self._client_of = client_of
+        self._on_message = on_message
+        self._on_subscribed = on_subscribed
+        self._on_lost = on_lost
+        self._nodes: dict[str, _Node] = {}
+        self._channel_node: dict[str, _Node] = {}
+        self._idle: dict[str, float] = {}  # channel -> when its last reader left
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="redis-channel-sweep")
+
+    async def stop(self) -> None:
+        self._closed = True
+        await stop_task(self._sweeper)
+        for node in list(self._nodes.values()):
+            # redis-py can swallow a cancellation that lands while it connects: the kick
+            # and the closed flag end the loop then.
+            node.kick.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_task(node.task), 2.0)
+            with contextlib.suppress(Exception):
+                await node.client.aclose()
+        self._nodes.clear()
+        self._channel_node.clear()
+
+    @property
+    def healthy(self) -> bool:
+        """False while a node's connection is down (notifications from it are lost)."""
+        return all(node.healthy for node in self._nodes.values())
+
+    def subscribed_count(self) -> int:
+        return len(self._channel_node)
+
+    def want(self, channel: str) -> None:
+        """A local reader listens to this channel's mailbox."""
+        if self._idle.pop(channel, None) is not None or channel in self._channel_node:
+            return
+        name = self._node_of(channel)
+        node = self._nodes.get(name)
+        if node is None:
+            node = self._nodes[name] = _Node(name, self._client_of(name))
+            node.task = asyncio.get_running_loop().create_task(
+                self._run_node(node), name=f"redis-channels {name}"
+            )
+        self._channel_node[channel] = node
+        node.channels.add(channel)
+        node.queued.append((True, channel))
+        node.kick.set()
+
+    def unwant(self, channel: str) -> None:
+        """The last local reader of this channel's mailbox left."""
+        if channel in self._channel_node:
+            self._idle[channel] = time.monotonic()
+
+    def sweep(self, now: float | None = None) -> int:
+        """Unsubscribe channels idle past :data:`LINGER`; how many."""
+        now = time.monotonic() if now is None else now
+        done = [c for c, since in self._idle.items() if now - since >= LINGER]
+        for channel in done:
+            del self._idle[channel]
+            node = self._channel_node.pop(channel, None)
+            if node is not None:
+                node.channels.discard(channel)
+                node.queued.append((False, channel))
+                node.kick.set()
+        return len(done)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            self.sweep()
+
+    async def _run_node(self, node: _Node) -> None:
+        delay = 0.1
+        while not self._closed:
+            pubsub = node.client.pubsub()
+            reader: asyncio.Task[None] | None = None
+            try:
+                # A fresh connection carries every channel of the node again; queued
+                # changes before this point are covered by that.
+                node.queued.clear()
+                for channel in list(node.channels):
+                    await pubsub.ssubscribe(channel)
+                node.readable.set()
+                if not node.healthy:
+                    logger.info("redis notifications: %s reconnected", node.name or "redis")
+                node.healthy = True
+                delay = 0.1
+                reader = asyncio.create_task(self._read(node, pubsub))
+                while not self._closed:
+                    # One command per channel: on a cluster node, one SSUBSCRIBE may not
+                    # span several hash slots.
+                    while node.queued:
+                        subscribe, channel = node.queued.pop(0)
+                        if subscribe:
+                            await pubsub.ssubscribe(channel)
+                            node.readable.set()
+                        else:
+                            await pubsub.sunsubscribe(channel)
+                    node.kick.clear()
+                    kicked = asyncio.ensure_future(node.kick.wait())
+                    done, _ = await asyncio.wait(
+                        {kicked, reader}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if reader in done:
+                        kicked.cancel()
+                        reader.result()  # raises what ended it
+                        raise ConnectionError("pub/sub reader stopped")
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, ConnectionError) as exc:
+                if node.healthy:
+                    logger.warning(
+                        "redis notifications: lost %s (%s); retrying", node.name or "redis", exc
+                    )
+                node.healthy = False
+                self._on_lost()
+            finally:
+                if reader is not None:
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _read(self, node: _Node, pubsub: aioredis.client.PubSub) -> None:
+        on_message, on_subscribed = self._on_message, self._on_subscribed
+        while True:
+            if not pubsub.subscribed:
+                # Nothing to read until a subscription is sent (get_message would return
+                # at once, in a loop). No await between the check and the clear: a
+                # subscription sent after the check sets the event again.
+                node.readable.clear()
+                await node.readable.wait()
+                continue
+            item = await pubsub.get_message(timeout=None)
+            if item is None:
+                continue
+            kind = item["type"]
+            if kind == "smessage":
+                on_message(item["channel"], item["data"])
+            elif kind == "ssubscribe":
+                on_subscribed(item["channel"])
