@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .support.processes import RedisServer, ServerProcess, TurnServer
+from .support.processes import RedisClusterServers, RedisServer, ServerProcess, TurnServer
 
 ARTIFACTS = Path(os.environ.get("PEERSCREEN_TEST_ARTIFACTS", "test-artifacts"))
 
@@ -28,6 +28,15 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """One three-node Redis Cluster for the session (a fresh one takes ~2 s to accept
+    writes); tests that need it clean call ``flush()``."""
+    cluster = RedisClusterServers(3).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
@@ -78,10 +87,26 @@ def redis_backed_server(artifacts: Path, redis_server: RedisServer) -> Iterator[
     assert "Traceback" not in server.log(), f"the server logged a crash: {server.log_path}"
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="session")
+def cluster_backed_server(
+    artifacts: Path, redis_cluster: RedisClusterServers
+) -> Iterator[ServerProcess]:
+    """A shared server on the Redis Cluster store."""
+    server = ServerProcess(artifacts / "logs", redis_url=redis_cluster.url).start()
+    yield server
+    server.stop()
+    assert "Traceback" not in server.log(), f"the server logged a crash: {server.log_path}"
+
+
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def any_server(request: pytest.FixtureRequest) -> ServerProcess:
-    """The shared memory server, then the shared Redis-backed one."""
-    name = "memory_server" if request.param == "memory" else "redis_backed_server"
+    """The shared memory server, then the shared Redis-backed one, then the one on a
+    Redis Cluster."""
+    name = {
+        "memory": "memory_server",
+        "redis": "redis_backed_server",
+        "redis-cluster": "cluster_backed_server",
+    }[request.param]
     server: ServerProcess = request.getfixturevalue(name)
     return server
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -65,7 +65,8 @@ def storage_for(settings: Settings) -> Storage:
         # One quick retry, as the room store does: a pooled connection that died with a
         # Redis restart reconnects instead of failing its caller with a 503.
         retry: Any = Retry(NoBackoff(), 1)
-        return RedisStorage(
+        cluster = settings.redis_url.startswith("redis+cluster://")
+        return (RedisClusterStorage if cluster else RedisStorage)(
             "async+" + settings.redis_url,
             implementation="redispy",
             socket_timeout=2.0,

@@ -107,6 +107,123 @@ class RedisServer:
             sock.recv(16)
 
 
+def _redis_command(port: int, *words: str) -> bytes:
+    """Send one command in RESP to a local redis-server; the raw reply."""
+    payload = f"*{len(words)}\r\n".encode()
+    for word in words:
+        payload += f"${len(word.encode())}\r\n{word}\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(payload)
+        return sock.recv(65536)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+class RedisClusterServers:
+    """A Redis Cluster of ``size`` primaries on loopback, no replicas, no persistence.
+
+    A fresh cluster accepts writes only about 2 s after it is created (a new primary
+    waits that long by design): start one per test session.
+    """
+
+    def __init__(self, size: int = 3) -> None:
+        binary = shutil.which("redis-server")
+        cli = shutil.which("redis-cli")
+        if binary is None or cli is None:
+            raise RuntimeError("redis-server is not installed (scripts/test installs it)")
+        self.binary, self.cli = binary, cli
+        self.ports: list[int] = []
+        while len(self.ports) < size:
+            port = cluster_port()
+            if port not in self.ports:
+                self.ports.append(port)
+        self.dir = tempfile.mkdtemp(prefix="peerscreen-redis-cluster-")
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def start(self) -> RedisClusterServers:
+        for port in self.ports:
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        self.binary,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        f"{self.dir}/nodes-{port}.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        self.dir,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in self.ports:
+            wait_until(
+                lambda p=port: _redis_command(p, "PING").startswith(b"+PONG"),  # type: ignore[misc]
+                10,
+                f"redis-server on port {port}",
+            )
+        subprocess.run(
+            [
+                self.cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+        for port in self.ports:
+            wait_until(
+                lambda p=port: b"cluster_state:ok" in _redis_command(p, "CLUSTER", "INFO"),  # type: ignore[misc]
+                15,
+                f"cluster_state:ok on port {port}",
+            )
+        return self
+
+    def flush(self) -> None:
+        for port in self.ports:
+            _redis_command(port, "FLUSHALL")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            stop_process(process)
+        self.processes.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 GENEROUS_LIMITS = {
     "rate_rooms": "100000/hour",
     "rate_api": "1000000/hour",

@@ -19,8 +19,9 @@ from peerscreen.store import (
 from peerscreen.store.base import ROOM_OFFER
 from peerscreen.store.memory import MemoryStore
 from peerscreen.store.redis import SEEN_INDEX, RedisStore
+from peerscreen.store.redis_cluster import RedisClusterStore
 
-from ..support.processes import RedisServer
+from ..support.processes import RedisClusterServers, RedisServer
 
 TTL = 60.0
 ROOMY = MailBudget(
@@ -32,11 +33,15 @@ def budget(messages: int) -> MailBudget:
     return MailBudget(messages, 1 << 20, messages, 1 << 20, 1 << 22)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     backend: Store
     if request.param == "memory":
         backend = MemoryStore()
+    elif request.param == "redis-cluster":
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        backend = RedisClusterStore(cluster.url)
     else:
         redis_server: RedisServer = request.getfixturevalue("redis_server")
         redis_server.flush()
@@ -274,10 +279,11 @@ async def test_acknowledged_messages_are_dropped_and_free_the_budget(store: Stor
         Refusal.MAILBOX,
         Refusal.SENDER_SHARE,
     )
+    assert isinstance(first, int) and isinstance(second, int)
     await store.acknowledge(rid, "host", first)
     assert [m["seq"] for m in await store.read(rid, "host", 0, 0)] == [second]
     third = await store.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, small)
-    assert third == second + 1
+    assert isinstance(third, int) and third == second + 1
     await store.acknowledge(rid, "host", third)
     assert await store.read(rid, "host", 0, 0) == []
     await store.acknowledge("nope-nopee-nope", "host", 5)  # no room: nothing to do

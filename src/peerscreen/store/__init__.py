@@ -28,7 +28,12 @@ __all__ = [
 
 
 def create_store(settings: Settings) -> Store:
-    """The in-memory store, or the Redis store when a Redis URL is configured."""
+    """The in-memory store, or the Redis store when a Redis URL is configured (a Redis
+    Cluster for a ``redis+cluster://`` URL)."""
+    if settings.redis_url and settings.redis_url.startswith("redis+cluster://"):
+        from .redis_cluster import RedisClusterStore
+
+        return RedisClusterStore(settings.redis_url, max_connections=settings.redis_max_connections)
     if settings.redis_url:
         from .redis import RedisStore
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -56,7 +56,8 @@ class MailboxChannels:
     gives a client for it (a single node for a plain Redis). ``on_message(channel, data)``
     gets each published payload; ``on_subscribed(channel)`` runs when a subscription is
     confirmed (again after a reconnect), and ``on_lost()`` when a node's connection
-    failed, since notifications may have been missed meanwhile.
+    failed, since notifications may have been missed meanwhile. ``refresh()``, if given,
+    re-reads which node serves what after a failure (a cluster's failover or resharding).
     """
 
     def __init__(
@@ -66,12 +67,14 @@ class MailboxChannels:
         on_message: Callable[[str, str], None],
         on_subscribed: Callable[[str], None],
         on_lost: Callable[[], None],
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._node_of = node_of
         self._client_of = client_of
         self._on_message = on_message
         self._on_subscribed = on_subscribed
         self._on_lost = on_lost
+        self._refresh = refresh
         self._nodes: dict[str, _Node] = {}
         self._channel_node: dict[str, _Node] = {}
         self._idle: dict[str, float] = {}  # channel -> when its last reader left
@@ -107,6 +110,9 @@ class MailboxChannels:
         """A local reader listens to this channel's mailbox."""
         if self._idle.pop(channel, None) is not None or channel in self._channel_node:
             return
+        self._place(channel)
+
+    def _place(self, channel: str) -> None:
         name = self._node_of(channel)
         node = self._nodes.get(name)
         if node is None:
@@ -187,6 +193,7 @@ class MailboxChannels:
                     )
                 node.healthy = False
                 self._on_lost()
+                await self._rehome(node)
             finally:
                 if reader is not None:
                     reader.cancel()
@@ -195,6 +202,21 @@ class MailboxChannels:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    async def _rehome(self, node: _Node) -> None:
+        """Move the node's channels to the nodes that serve them now, if that changed."""
+        if self._refresh is None:
+            return
+        try:
+            await self._refresh()
+        except (RedisError, OSError) as exc:
+            logger.debug("redis notifications: topology not refreshed (%s)", exc)
+            return
+        for channel in list(node.channels):
+            if self._node_of(channel) != node.name:
+                node.channels.discard(channel)
+                del self._channel_node[channel]
+                self._place(channel)
 
     async def _read(self, node: _Node, pubsub: aioredis.client.PubSub) -> None:
         on_message, on_subscribed = self._on_message, self._on_subscribed

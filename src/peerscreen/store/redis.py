@@ -32,6 +32,7 @@ later (sharded pub/sub).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -81,8 +82,19 @@ def _guarded(
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        gate: asyncio.Semaphore | None = getattr(args[0], "_gate", None)
         try:
-            return await method(*args, **kwargs)
+            if gate is None:
+                return await method(*args, **kwargs)
+            try:
+                async with asyncio.timeout(POOL_WAIT):
+                    await gate.acquire()
+            except TimeoutError:
+                raise StoreUnavailable("every connection to Redis stayed busy") from None
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                gate.release()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         except RedisError as exc:
@@ -361,6 +373,7 @@ class RedisStore(Store):
             self._on_channel_message,
             self._on_subscribed,
             self.notifier.wake_all,
+            self._refresh_topology,
         )
         self.notifier.on_first = self._listen_to
         self.notifier.on_last = self._stop_listening_to
@@ -395,6 +408,9 @@ class RedisStore(Store):
             socket_connect_timeout=1.0,
             retry=Retry(NoBackoff(), 0),
         )
+
+    async def _refresh_topology(self) -> None:
+        """Re-read which node serves what (nothing to do on a single Redis)."""
 
     async def open(self) -> None:
         self._channels.start()
