@@ -51,6 +51,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.support.processes import RedisClusterServers, RedisServer  # noqa: E402
+
 CACHE = Path(os.environ.get("PEERSCREEN_BENCH_CACHE", Path.home() / ".cache" / "peerscreen-bench"))
 PEERJS_VERSION = "1.0.2"
 ACK_EVERY = 50
@@ -74,18 +77,57 @@ def sent_at(line: str) -> int:
     return int(line.rsplit(" ", 1)[1])
 
 
+OFFER_EVERY = 10
+"""One message in this many is an offer of about 3 KB; the rest are ICE candidates."""
+_SDP_BODY = "".join(
+    f"a=candidate:{n} 1 udp 2122260223 192.0.2.{n % 250} {40000 + n} typ host\r\n"
+    for n in range(45)
+)
+
+
+def offer_sdp(sent_ns: int) -> str:
+    # The send time rides in the first line, as in the candidates.
+    return f"v=0 ts {sent_ns}\r\n" + _SDP_BODY
+
+
+def offer_sent_at(sdp: str) -> int:
+    return int(sdp.split("\r\n", 1)[0].rsplit(" ", 1)[1])
+
+
+CLIENT_CORE = 1
+SERVER_CORE = 0
+
+
+def pin(pid: int, core: int) -> None:
+    """Keep a process on one core, where the machine has more than one."""
+    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, {core})
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time every process of the machine used so far (all cores)."""
+    times = psutil.cpu_times()
+    return float(times.user + times.system + getattr(times, "nice", 0.0))
+
+
 @dataclass
 class Sample:
     server: str
     repeat: int
+    rate: float
     connections: int
     rss_before_mb: float
     rss_idle_mb: float
     idle_kb_per_connection: float
     sent: int
     delivered: int
+    refused: int
+    refused_codes: dict[str, int]
     rate_achieved: float
     cpu_us_per_message: float
+    redis_cpu_us_per_message: float
+    other_cpu_percent: float
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -110,64 +152,79 @@ async def bounded_gather(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -
 
 
 class Target(ABC):
-    """A signaling server under test, and how the load client talks to it."""
+    """A signaling server under test (one or more processes), and how the load client
+    talks to it."""
 
     name: str
-    process: subprocess.Popen[bytes] | None = None
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.ports = [free_port()]
+        self.processes: list[subprocess.Popen[bytes]] = []
         self.latencies = Latencies()
         self.delivered = 0
+        self.refused = 0
+        self.refused_codes: dict[str, int] = {}
         self.sockets: list[ClientConnection] = []
         self.tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
     @abstractmethod
-    def command(self) -> list[str]: ...
+    def command(self, port: int) -> list[str]: ...
 
     def start(self) -> None:
-        log = (CACHE / f"{self.name}-{self.port}.log").open("wb")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {log.name}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start")
+        for port in self.ports:
+            log = (CACHE / f"{self.name}-{port}.log").open("wb")
+            process = subprocess.Popen(self.command(port), stdout=log, stderr=subprocess.STDOUT)
+            self.processes.append(process)
+            pin(process.pid, SERVER_CORE)
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited; see {log.name}")
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2),
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} did not start")
+                time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
+        for process in self.processes:
+            process.terminate()
             try:
-                self.process.wait(10)
+                process.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    @property
-    def ps(self) -> psutil.Process:
-        assert self.process is not None
-        return psutil.Process(self.process.pid)
+                process.kill()
+                process.wait()
+        self.processes.clear()
 
     def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
+        total = 0.0
+        for process in self.processes:
+            times = psutil.Process(process.pid).cpu_times()
+            total += float(times.user + times.system)
+        return total
+
+    def backing_cpu_seconds(self) -> float:
+        """CPU of the services the server relies on (Redis), if any."""
+        return 0.0
 
     def rss_mb(self) -> float:
-        return float(self.ps.memory_info().rss) / 2**20
+        return float(sum(psutil.Process(p.pid).memory_info().rss for p in self.processes)) / 2**20
 
     @abstractmethod
     async def open_pairs(self, pairs: int) -> None:
         """Connect ``pairs`` hosts and viewers and start their readers."""
 
     @abstractmethod
-    async def send(self, pair: int, n: int) -> None:
-        """Send message ``n`` from host ``pair`` to its viewer."""
+    async def send(self, pair: int, n: int, offer: bool) -> None:
+        """Send message ``n`` from host ``pair`` to its viewer: an offer, or a
+        candidate."""
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -176,21 +233,30 @@ class Target(ABC):
 
 
 class Peerscreen(Target):
-    name = "peerscreen"
+    """peerscreen on a store: memory, redis (a redis-server of its own) or cluster (a
+    three-node Redis Cluster of its own); with ``processes=2`` hosts use one process and
+    viewers the other."""
 
-    def __init__(self, extra_flags: list[str]) -> None:
+    def __init__(self, extra_flags: list[str], store: str = "memory", processes: int = 1) -> None:
         super().__init__()
         self.extra_flags = extra_flags
+        self.store = store
+        self.ports += [free_port() for _ in range(processes - 1)]
+        self.name = "peerscreen" if store == "memory" else f"peerscreen-{store}"
+        if processes > 1:
+            self.name += f"-{processes}proc"
         self.rooms: list[tuple[ClientConnection, str]] = []
+        self.redis: RedisServer | RedisClusterServers | None = None
 
-    def command(self) -> list[str]:
+    def command(self, port: int) -> list[str]:
+        assert self.store == "memory" or self.redis is not None
         return [
             sys.executable,
             "-m",
             "peerscreen",
             "serve",
             "--port",
-            str(self.port),
+            str(port),
             "--log-level",
             "warning",
             "--max-viewers",
@@ -204,23 +270,59 @@ class Peerscreen(Target):
             "10000000/minute",
             "--max-connections-per-client",
             "1000000",
+            *(["--redis-url", self.redis.url] if self.redis is not None else []),
             *self.extra_flags,
         ]
 
+    def start(self) -> None:
+        if self.store == "redis":
+            self.redis = RedisServer()
+            self.redis.start()
+        elif self.store == "cluster":
+            self.redis = RedisClusterServers(3).start()
+        for pid in self._redis_pids():
+            pin(pid, SERVER_CORE)
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+    def _redis_pids(self) -> list[int]:
+        if isinstance(self.redis, RedisServer) and self.redis.process is not None:
+            return [self.redis.process.pid]
+        if isinstance(self.redis, RedisClusterServers):
+            return [p.pid for p in self.redis.processes]
+        return []
+
+    def backing_cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in self._redis_pids():
+            times = psutil.Process(pid).cpu_times()
+            total += float(times.user + times.system)
+        return total
+
     async def open_pairs(self, pairs: int) -> None:
-        base = f"http://127.0.0.1:{self.port}"
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        hosts_base = f"http://127.0.0.1:{self.ports[0]}"
+        viewers_port = self.ports[-1]
+        async with (
+            httpx.AsyncClient(base_url=hosts_base, timeout=30) as http,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{viewers_port}", timeout=30) as vhttp,
+        ):
 
             async def make_pair() -> tuple[dict[str, Any], dict[str, Any]]:
                 room = (await http.post("/api/rooms")).json()
-                viewer = (await http.post(f"/api/rooms/{room['roomId']}/viewers")).json()
+                assert "roomId" in room, room
+                viewer = (await vhttp.post(f"/api/rooms/{room['roomId']}/viewers")).json()
                 return room, viewer
 
             made = await bounded_gather([make_pair] * pairs, CONNECT_CONCURRENCY)
 
-        async def connect(room_id: str, token: str) -> ClientConnection:
+        async def connect(port: int, room_id: str, token: str) -> ClientConnection:
             ws = await websockets.connect(
-                f"ws://127.0.0.1:{self.port}/api/rooms/{room_id}/ws",
+                f"ws://127.0.0.1:{port}/api/rooms/{room_id}/ws",
                 ping_interval=None,
                 max_queue=None,
             )
@@ -231,8 +333,8 @@ class Peerscreen(Target):
 
         jobs: list[Callable[[], Awaitable[Any]]] = []
         for room, viewer in made:
-            jobs.append(partial(connect, room["roomId"], room["hostToken"]))
-            jobs.append(partial(connect, room["roomId"], viewer["viewerToken"]))
+            jobs.append(partial(connect, self.ports[0], room["roomId"], room["hostToken"]))
+            jobs.append(partial(connect, viewers_port, room["roomId"], viewer["viewerToken"]))
         sockets = await bounded_gather(jobs, CONNECT_CONCURRENCY)
         self.sockets = sockets
         for i, (_room, viewer) in enumerate(made):
@@ -250,26 +352,38 @@ class Peerscreen(Target):
                 if kind == "candidate":
                     self.latencies.record(sent_at(message["candidate"]["candidate"]))
                     self.delivered += 1
+                elif kind == "offer":
+                    self.latencies.record(offer_sent_at(message["desc"]["sdp"]))
+                    self.delivered += 1
                 elif kind == "ping":
                     await ws.send('{"type":"pong"}')
+                elif kind == "error":
+                    self.refused += 1
+                    code = str(message.get("code"))
+                    self.refused_codes[code] = self.refused_codes.get(code, 0) + 1
                 if "seq" in message:
                     unacked += 1
-                    if unacked >= ACK_EVERY or kind != "candidate":
+                    if unacked >= ACK_EVERY or kind not in ("candidate", "offer"):
                         await ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
                         unacked = 0
 
-    async def send(self, pair: int, n: int) -> None:
+    async def send(self, pair: int, n: int, offer: bool) -> None:
         ws, viewer_id = self.rooms[pair]
-        line = candidate_line(n, time.perf_counter_ns())
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "candidate",
-                    "to": viewer_id,
-                    "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
-                }
-            )
-        )
+        now = time.perf_counter_ns()
+        if offer:
+            body: dict[str, Any] = {
+                "type": "offer",
+                "to": viewer_id,
+                "desc": {"type": "offer", "sdp": offer_sdp(now)},
+            }
+        else:
+            line = candidate_line(n, now)
+            body = {
+                "type": "candidate",
+                "to": viewer_id,
+                "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
+            }
+        await ws.send(json.dumps(body))
 
 
 class PeerJS(Target):
@@ -303,12 +417,12 @@ class PeerJS(Target):
             )
         return script
 
-    def command(self) -> list[str]:
+    def command(self, port: int) -> list[str]:
         return [
             "node",
             str(self.install()),
             "--port",
-            str(self.port),
+            str(port),
             "--host",
             "127.0.0.1",
             "--concurrent_limit",
@@ -346,6 +460,11 @@ class PeerJS(Target):
                 if message["type"] == "CANDIDATE":
                     self.latencies.record(sent_at(message["payload"]["candidate"]["candidate"]))
                     self.delivered += 1
+                elif message["type"] == "OFFER":
+                    self.latencies.record(offer_sent_at(message["payload"]["sdp"]["sdp"]))
+                    self.delivered += 1
+                elif message["type"] in ("ERROR", "EXPIRE"):
+                    self.refused += 1
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
         # Spread the clients' heartbeats like independent browsers would.
@@ -355,27 +474,102 @@ class PeerJS(Target):
                 await ws.send('{"type":"HEARTBEAT"}')
                 await asyncio.sleep(PEERJS_HEARTBEAT)
 
-    async def send(self, pair: int, n: int) -> None:
+    async def send(self, pair: int, n: int, offer: bool) -> None:
         ws, viewer_id = self.pairs[pair]
-        line = candidate_line(n, time.perf_counter_ns())
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "CANDIDATE",
-                    "dst": viewer_id,
-                    "payload": {
-                        "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
-                        "type": "media",
-                        "connectionId": f"mc_{pair}",
-                    },
-                }
-            )
-        )
+        now = time.perf_counter_ns()
+        if offer:
+            body: dict[str, Any] = {
+                "type": "OFFER",
+                "dst": viewer_id,
+                "payload": {
+                    "sdp": {"type": "offer", "sdp": offer_sdp(now)},
+                    "type": "media",
+                    "connectionId": f"mc_{pair}",
+                },
+            }
+        else:
+            line = candidate_line(n, now)
+            body = {
+                "type": "CANDIDATE",
+                "dst": viewer_id,
+                "payload": {
+                    "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
+                    "type": "media",
+                    "connectionId": f"mc_{pair}",
+                },
+            }
+        await ws.send(json.dumps(body))
+
+
+def percentile(values: list[int], p: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(p * len(values)))] / 1e6
+
+
+async def send_phase(
+    target: Target, pairs: int, rate: float, duration: float, repeat: int, start_n: int
+) -> Sample:
+    """Send open-loop at ``rate`` for ``duration`` seconds; the figures of that phase."""
+    target.latencies = Latencies()
+    target.delivered = target.refused = 0
+    target.refused_codes = {}
+    total = int(rate * duration)
+    interval = 1.0 / rate
+    cpu_start = target.cpu_seconds()
+    backing_start = target.backing_cpu_seconds()
+    me = psutil.Process()
+    mine_start = sum(me.cpu_times()[:2])
+    busy_start = busy_cpu_seconds()
+    started = time.perf_counter()
+    for i in range(total):
+        due = started + i * interval
+        delay = due - time.perf_counter()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+        # Every pair gets one offer in OFFER_EVERY of its messages.
+        await target.send(i % pairs, start_n + i, (i // pairs) % OFFER_EVERY == 0)
+    send_time = time.perf_counter() - started
+    drain_deadline = time.monotonic() + 10
+    while target.delivered + target.refused < total and time.monotonic() < drain_deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)  # bounded: messages still in flight
+    elapsed = time.perf_counter() - started
+    cpu = target.cpu_seconds() - cpu_start
+    backing = target.backing_cpu_seconds() - backing_start
+    mine = sum(me.cpu_times()[:2]) - mine_start
+    others = busy_cpu_seconds() - busy_start - cpu - backing - mine
+    values = sorted(target.latencies.values_ns)
+    delivered = max(1, target.delivered)
+    return Sample(
+        server=target.name,
+        repeat=repeat,
+        rate=rate,
+        connections=0,
+        rss_before_mb=0.0,
+        rss_idle_mb=0.0,
+        idle_kb_per_connection=0.0,
+        sent=total,
+        delivered=target.delivered,
+        refused=target.refused,
+        refused_codes=dict(target.refused_codes),
+        rate_achieved=round(total / send_time, 1),
+        cpu_us_per_message=round(cpu * 1e6 / delivered, 2),
+        redis_cpu_us_per_message=round(backing * 1e6 / delivered, 2),
+        other_cpu_percent=round(max(0.0, others) * 100 / elapsed, 1),
+        p50_ms=round(percentile(values, 0.50), 3),
+        p99_ms=round(percentile(values, 0.99), 3),
+        max_ms=round(values[-1] / 1e6, 3) if values else float("nan"),
+    )
 
 
 async def drive(
-    target: Target, pairs: int, rate: float, duration: float, settle: float, repeat: int
-) -> Sample:
+    target: Target,
+    pairs: int,
+    rates: list[float],
+    duration: float,
+    settle: float,
+    repeat: int,
+) -> list[Sample]:
     target.start()
     try:
         rss_before = target.rss_mb()
@@ -383,103 +577,110 @@ async def drive(
         await asyncio.sleep(settle)  # let allocations settle before reading memory
         rss_idle = target.rss_mb()
         connections = 2 * pairs
-
-        total = int(rate * duration)
-        interval = 1.0 / rate
-        cpu_start = target.cpu_seconds()
-        started = time.perf_counter()
-        for n in range(total):
-            due = started + n * interval
-            delay = due - time.perf_counter()
-            if delay > 0.0005:
-                await asyncio.sleep(delay)
-            await target.send(n % pairs, n)
-        send_time = time.perf_counter() - started
-        drain_deadline = time.monotonic() + 10
-        while target.delivered < total and time.monotonic() < drain_deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)  # bounded: messages still in flight
-        cpu = target.cpu_seconds() - cpu_start
-        values = sorted(target.latencies.values_ns)
-        warm = values  # every message counts; the rate is steady from the first one
-
-        def pct(p: float) -> float:
-            if not warm:
-                return float("nan")
-            return warm[min(len(warm) - 1, int(p * len(warm)))] / 1e6
-
+        samples = []
+        sent = 0
+        for rate in rates:
+            sample = await send_phase(target, pairs, rate, duration, repeat, sent)
+            sent += sample.sent
+            sample.connections = connections
+            sample.rss_before_mb = round(rss_before, 1)
+            sample.rss_idle_mb = round(rss_idle, 1)
+            sample.idle_kb_per_connection = round((rss_idle - rss_before) * 1024 / connections, 2)
+            samples.append(sample)
+            print(json.dumps(asdict(sample)), flush=True)
         await target.close()
-        return Sample(
-            server=target.name,
-            repeat=repeat,
-            connections=connections,
-            rss_before_mb=round(rss_before, 1),
-            rss_idle_mb=round(rss_idle, 1),
-            idle_kb_per_connection=round((rss_idle - rss_before) * 1024 / connections, 2),
-            sent=total,
-            delivered=target.delivered,
-            rate_achieved=round(total / send_time, 1),
-            cpu_us_per_message=round(cpu * 1e6 / max(1, target.delivered), 2),
-            p50_ms=round(pct(0.50), 3),
-            p99_ms=round(pct(0.99), 3),
-            max_ms=round(warm[-1] / 1e6, 3) if warm else float("nan"),
-        )
+        return samples
     finally:
         target.stop()
 
 
-def summarize(samples: list[Sample]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for server in sorted({s.server for s in samples}):
-        mine = [s for s in samples if s.server == server]
-        row: dict[str, Any] = {}
-        for metric in ("cpu_us_per_message", "p50_ms", "p99_ms", "idle_kb_per_connection"):
-            values = [getattr(s, metric) for s in mine]
-            row[metric] = {
-                "median": round(statistics.median(values), 3),
-                "min": min(values),
-                "max": max(values),
-            }
-        row["delivered"] = f"{sum(s.delivered for s in mine)}/{sum(s.sent for s in mine)}"
-        out[server] = row
-    if {"peerscreen", "peerjs"} <= out.keys():
-        ratios = {}
-        for metric in ("cpu_us_per_message", "p50_ms", "p99_ms", "idle_kb_per_connection"):
-            ours = out["peerscreen"][metric]["median"]
-            theirs = out["peerjs"][metric]["median"]
-            ratios[metric] = round(ours / theirs, 2) if theirs else None
-        out["ratio peerscreen/peerjs"] = ratios
+METRICS = (
+    "cpu_us_per_message",
+    "redis_cpu_us_per_message",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "idle_kb_per_connection",
+    "other_cpu_percent",
+)
+
+
+def summarize(samples: list[Sample], baseline: str = "peerjs") -> dict[str, Any]:
+    """Medians (and min-max) per server and rate; ratios against ``baseline`` at the
+    same rate, from the same run."""
+    out: dict[str, Any] = {}
+    for server in dict.fromkeys(s.server for s in samples):
+        for rate in dict.fromkeys(s.rate for s in samples if s.server == server):
+            mine = [s for s in samples if s.server == server and s.rate == rate]
+            row: dict[str, Any] = {}
+            for metric in METRICS:
+                values = [getattr(s, metric) for s in mine]
+                row[metric] = {
+                    "median": round(statistics.median(values), 3),
+                    "min": min(values),
+                    "max": max(values),
+                }
+            row["delivered"] = f"{sum(s.delivered for s in mine)}/{sum(s.sent for s in mine)}"
+            row["refused"] = sum(s.refused for s in mine)
+            row["rate_achieved"] = round(statistics.median(s.rate_achieved for s in mine), 1)
+            out[f"{server} @ {rate:g}/s"] = row
+    for key, row in list(out.items()):
+        server, _, rate_text = key.partition(" @ ")
+        base = out.get(f"{baseline} @ {rate_text}")
+        if server == baseline or base is None:
+            continue
+        row["ratio to " + baseline] = {
+            metric: round(row[metric]["median"] / base[metric]["median"], 2)
+            if base[metric]["median"]
+            else None
+            for metric in ("cpu_us_per_message", "p50_ms", "p99_ms", "idle_kb_per_connection")
+        }
     return out
+
+
+SERVERS = ("peerjs", "peerscreen", "redis", "redis-2proc", "cluster")
+
+
+def make_target(name: str, flags: list[str]) -> Target:
+    if name == "peerjs":
+        return PeerJS()
+    if name == "peerscreen":
+        return Peerscreen(flags)
+    store, _, procs = name.partition("-")
+    return Peerscreen(flags, store=store, processes=2 if procs == "2proc" else 1)
 
 
 async def main_async(args: argparse.Namespace) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 8 * args.pairs + 1024))
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    pin(os.getpid(), CLIENT_CORE)
 
     samples: list[Sample] = []
     flags = args.peerscreen_flags.split()
-    makers: dict[str, Callable[[], Target]] = {
-        "peerscreen": lambda: Peerscreen(flags),
-        "peerjs": PeerJS,
-    }
     for repeat in range(args.repeats):
-        for name in args.servers:  # alternate, so drift in the machine hits both alike
-            sample = await drive(
-                makers[name](), args.pairs, args.rate, args.duration, args.settle, repeat
+        for name in args.servers:  # alternate, so drift in the machine hits all alike
+            samples += await drive(
+                make_target(name, flags),
+                args.pairs,
+                args.rates,
+                args.duration,
+                args.settle,
+                repeat,
             )
-            print(json.dumps(asdict(sample)), flush=True)
-            samples.append(sample)
 
     summary = summarize(samples)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code": code_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
         "settings": {
             "pairs": args.pairs,
-            "rate": args.rate,
+            "rates": args.rates,
             "duration": args.duration,
             "repeats": args.repeats,
+            "servers": args.servers,
         },
         "summary": summary,
         "samples": [asdict(s) for s in samples],
@@ -492,17 +693,41 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def code_version() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=1000, help="host/viewer pairs")
-    parser.add_argument("--rate", type=float, default=1000.0, help="messages per second")
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=[1000.0],
+        help="messages per second; several: one send phase each, on the same connections",
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of sending")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--settle", type=float, default=3.0, help="idle seconds before reading memory"
     )
     parser.add_argument(
-        "--servers", nargs="+", default=["peerjs", "peerscreen"], choices=["peerjs", "peerscreen"]
+        "--servers",
+        nargs="+",
+        default=list(SERVERS),
+        choices=SERVERS,
+        help="peerscreen: memory store; redis: one process on a redis-server; redis-2proc: "
+        "hosts on one process, viewers on another; cluster: a three-node Redis Cluster",
     )
     parser.add_argument(
         "--peerscreen-flags",
@@ -513,8 +738,8 @@ def main() -> int:
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "relay.json"
     )
     args = parser.parse_args()
-    if args.pairs < 1 or args.rate <= 0 or not 0 < args.duration <= 600:
-        parser.error("pairs >= 1, rate > 0, 0 < duration <= 600")
+    if args.pairs < 1 or min(args.rates) <= 0 or not 0 < args.duration <= 600:
+        parser.error("pairs >= 1, rates > 0, 0 < duration <= 600")
     CACHE.mkdir(parents=True, exist_ok=True)
     PeerJS.install()
     try:

@@ -222,6 +222,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         store = create_store(settings)
         await store.open()
         rate_limits = RateLimits(settings)
+        await rate_limits.open()
         signaling = Signaling(settings, store, rate_limits)
         await signaling.start()
         sockets = socket.Sockets(signaling, rate_limits, app.state.trusted_proxies)

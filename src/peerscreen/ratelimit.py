@@ -8,6 +8,7 @@ module names the limits, finds the client's address, and turns "over the limit" 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -59,6 +60,9 @@ def _say_seconds(seconds: int) -> str:
     return f"{minutes} minutes"
 
 
+logger = logging.getLogger("peerscreen.ratelimit")
+
+
 def storage_for(settings: Settings) -> Storage:
     if settings.redis_url:
         # The same driver as the room store (redis-py), failing as fast.
@@ -92,6 +96,14 @@ class RateLimits:
             Limit.CHAT: parse(settings.rate_chat),
             Limit.PASSCODE: parse(settings.rate_passcode),
         }
+
+    async def open(self) -> None:
+        """Connect before the first request: a Redis Cluster client that learns the
+        cluster's layout under concurrent first calls can fail some of them."""
+        try:
+            await self._storage.check()
+        except Exception as exc:
+            logger.warning("rate-limit storage not reachable yet: %s", exc)
 
     async def check(self, limit: Limit, *keys: str) -> None:
         """Raise :class:`RateLimited` if the limit is used up, without counting a call."""

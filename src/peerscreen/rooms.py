@@ -82,15 +82,19 @@ def route(sender: Participant, signal: Signal, to: str | None, to_is_viewer: boo
         if to is None:
             return None
         if not to_is_viewer:
-            raise PeerscreenError(
-                ErrorCode.VIEWER_NOT_FOUND, f"Viewer {to} is not in this room (it may have left)."
-            )
+            raise viewer_not_found(to)
         return to
     if signal is Signal.OFFER:
         raise forbidden("Only the host sends offers.")
     if to not in (None, HOST_ID, sender.participant_id):
         raise forbidden("Viewers send signaling messages to the host only.")
     return HOST_ID
+
+
+def viewer_not_found(viewer_id: str) -> PeerscreenError:
+    return PeerscreenError(
+        ErrorCode.VIEWER_NOT_FOUND, f"Viewer {viewer_id} is not in this room (it may have left)."
+    )
 
 
 def require_addressee(sender: Participant, to: str | None) -> None:

@@ -424,3 +424,20 @@ async def test_participants_unseen_for_a_while_are_found_in_any_room(store: Stor
     # Seen again: no longer stale.
     await store.mark_seen("bbbb-bbbbb-bbbb", "host", now, TTL)
     assert await store.unseen_since(now - 40, 10) == []
+
+
+async def test_a_message_for_a_viewer_is_refused_once_it_is_not_one(store: Store) -> None:
+    record = room()
+    await store.create_room(record, TTL)
+    rid = record.room_id
+    await store.add_viewer(rid, viewer(1), 5, TTL)
+    vid = viewer(1).viewer_id
+    assert await store.append(rid, vid, {"type": "offer", "from": "host"}, TTL, ROOMY, True) == 1
+    assert await store.remove_viewer(rid, vid)
+    refused = await store.append(rid, vid, {"type": "offer", "from": "host"}, TTL, ROOMY, True)
+    assert refused is Refusal.NO_VIEWER
+    assert await store.append(rid, "nobody00000", {"type": "x"}, TTL, ROOMY, True) is (
+        Refusal.NO_VIEWER
+    )
+    # Without the check, any mailbox of the room takes it (server events, the host's).
+    assert await store.append(rid, "host", {"type": "answer"}, TTL, ROOMY) == 1

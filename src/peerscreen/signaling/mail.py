@@ -11,7 +11,7 @@ from ..metrics import Metrics
 from ..presence import PresenceTracker
 from ..protocol import IceCandidate, SessionDescription, signal_payload
 from ..ratelimit import Limit, RateLimits
-from ..rooms import Participant, Signal, require_addressee, route
+from ..rooms import Participant, Signal, require_addressee, route, viewer_not_found
 from ..store import MailBudget, Message, Refusal, Store
 from ..store.base import ROOM_OFFER
 
@@ -46,10 +46,9 @@ class Mail:
         room_id = sender.room_id
         if self.rate_limits is not None:
             await self.rate_limits.hit(Limit.SIGNAL, room_id, sender.participant_id)
-        to_is_viewer = False
-        if sender.is_host and to is not None:
-            to_is_viewer = await self.store.has_viewer(room_id, to)
-        recipient = route(sender, signal, to, to_is_viewer)
+        # A host's addressee must be a viewer: the store checks that as it appends.
+        to_viewer = sender.is_host and to is not None
+        recipient = route(sender, signal, to, to_viewer)
         message = {"type": signal.value, "from": sender.participant_id, **payload}
         ttl = self.settings.room_ttl
         if recipient is None:
@@ -60,7 +59,7 @@ class Mail:
                 taker = await self.store.room_offer_taker(room_id)
                 seq = await self._append(room_id, taker or ROOM_OFFER, message)
         else:
-            seq = await self._append(room_id, recipient, message)
+            seq = await self._append(room_id, recipient, message, to_viewer)
         self.metrics.messages.labels(signal.value).inc()
         await self.presence.seen(sender)
         return seq
@@ -82,10 +81,14 @@ class Mail:
         require_addressee(sender, to)
         return await self.send(sender, Signal(kind), to, payload)
 
-    async def _append(self, room_id: str, recipient: str, message: Message) -> int:
+    async def _append(
+        self, room_id: str, recipient: str, message: Message, to_viewer: bool = False
+    ) -> int:
         result = await self.store.append(
-            room_id, recipient, message, self.settings.room_ttl, self.budget
+            room_id, recipient, message, self.settings.room_ttl, self.budget, to_viewer
         )
+        if result is Refusal.NO_VIEWER:
+            raise viewer_not_found(recipient)
         if isinstance(result, Refusal):
             raise _refused(result)
         return result

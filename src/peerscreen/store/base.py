@@ -73,6 +73,7 @@ class Refusal(StrEnum):
     """Why :meth:`Store.append` did not store a message."""
 
     NO_ROOM = "no_room"
+    NO_VIEWER = "no_viewer"  # the recipient had to be a viewer of the room, and is not
     MAILBOX = "mailbox"  # the recipient's mailbox holds its most messages or bytes
     SENDER_SHARE = "sender_share"  # this sender holds its share of that mailbox
     ROOM = "room"  # the room's mailboxes together hold their most bytes
@@ -290,11 +291,14 @@ class Store(ABC):
         message: Message,
         ttl: float,
         budget: MailBudget | None,
+        to_viewer: bool = False,
     ) -> int | Refusal:
         """Add a message to a mailbox; its sequence number, or why it was refused.
 
         The stored message gets a ``seq`` field. Its sender is its ``from`` field (server
         events have none); with no ``budget`` it is stored whatever the mailbox holds.
+        With ``to_viewer`` the recipient must be a viewer of the room (checked in the same
+        step, so a signal costs one call to the store).
         """
 
     @abstractmethod

@@ -189,10 +189,13 @@ class MemoryStore(Store):
         message: Message,
         ttl: float,
         budget: MailBudget | None,
+        to_viewer: bool = False,
     ) -> int | Refusal:
         room = self._room(room_id)
         if room is None:
             return Refusal.NO_ROOM
+        if to_viewer and recipient not in room.viewers:
+            return Refusal.NO_VIEWER
         box = room.mailboxes.get(recipient)
         if box is None:
             box = room.mailboxes[recipient] = _Mailbox()

@@ -224,13 +224,17 @@ end
 return removed
 """
 
-# KEYS: inbox, seq, pending, room. ARGV: body, ttl, channel, origin, recipient, sender ('' for
-# none), budgeted (0/1), messages, bytes, sender messages, sender bytes, room bytes.
+# KEYS: inbox, seq, pending, room, viewers. ARGV: body, ttl, channel, origin, recipient,
+# sender ('' for none), budgeted (0/1), messages, bytes, sender messages, sender bytes, room
+# bytes, to viewer (0/1).
 # The stored message goes out on the mailbox's channel as "<origin process>\n<message>".
 _APPEND = """
 local inbox, pending = KEYS[1], KEYS[3]
 if redis.call('EXISTS', KEYS[4]) == 0 then return 'no_room' end
 local recipient, sender = ARGV[5], ARGV[6]
+if ARGV[13] == '1' and redis.call('HEXISTS', KEYS[5], recipient) == 0 then
+  return 'no_viewer'
+end
 local body = ARGV[1]
 local next_seq = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
 local size = #body + #('"seq":' .. next_seq .. ',')
@@ -553,6 +557,7 @@ class RedisStore(Store):
         message: Message,
         ttl: float,
         budget: MailBudget | None,
+        to_viewer: bool = False,
     ) -> int | Refusal:
         # "type" and "from" first: the scripts find them at the start of the text.
         sender = message.get("from")
@@ -577,6 +582,7 @@ class RedisStore(Store):
                 f"room:{{{room_id}}}:seq:{recipient}",
                 f"room:{{{room_id}}}:pending",
                 f"room:{{{room_id}}}",
+                f"room:{{{room_id}}}:viewers",
             ],
             args=[
                 json.dumps(body, separators=(",", ":"), ensure_ascii=False),
@@ -587,6 +593,7 @@ class RedisStore(Store):
                 sender or "",
                 1 if budget is not None else 0,
                 *limits,
+                1 if to_viewer else 0,
             ],
         )
         if isinstance(result, str):
