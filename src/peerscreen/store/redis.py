@@ -44,10 +44,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreUnavailable
+from .autopipeline import AutoPipeline
 from .base import (
     DEPARTED_KEPT,
     ROOM_OFFER,
@@ -381,6 +382,26 @@ class RedisStore(Store):
         )
         self.notifier.on_first = self._listen_to
         self.notifier.on_last = self._stop_listening_to
+        # The scripts every signal runs go through one auto-pipelined connection (the
+        # cluster store keeps the cluster client, which routes each room to its node).
+        self._pipe: AutoPipeline | None = self._autopipeline()
+
+    def _autopipeline(self) -> AutoPipeline | None:
+        return AutoPipeline(self._url)
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script, on the auto-pipelined connection where there is one."""
+        pipe = self._pipe
+        if pipe is None:
+            return await script(keys=keys, args=args)
+        try:
+            return await pipe.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            # Redis restarted, or its scripts were flushed: load it and try once more.
+            await pipe.execute("SCRIPT", "LOAD", script.script)
+            return await pipe.execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def _connect(self) -> Any:
         """The client for commands: a pool shared by every request of this process."""
@@ -421,6 +442,8 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         await self._channels.stop()
+        if self._pipe is not None:
+            await self._pipe.aclose()
         await self._redis.aclose()
 
     def _listen_to(self, room_id: str, participant_id: str) -> None:
@@ -576,15 +599,16 @@ class RedisStore(Store):
             if budget is not None
             else [0, 0, 0, 0, 0]
         )
-        result = await self._append(
-            keys=[
+        result = await self._run(
+            self._append,
+            [
                 f"room:{{{room_id}}}:inbox:{recipient}",
                 f"room:{{{room_id}}}:seq:{recipient}",
                 f"room:{{{room_id}}}:pending",
                 f"room:{{{room_id}}}",
                 f"room:{{{room_id}}}:viewers",
             ],
-            args=[
+            [
                 json.dumps(body, separators=(",", ":"), ensure_ascii=False),
                 _ms(ttl),
                 _channel(room_id, recipient),
@@ -606,17 +630,19 @@ class RedisStore(Store):
 
     @_guarded
     async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:
-        raw = await self._read(
-            keys=[f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
-            args=[after, acked, recipient],
+        raw = await self._run(
+            self._read,
+            [f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
+            [after, acked, recipient],
         )
         return [json.loads(text) for text in cast(list[str], raw)]
 
     @_guarded
     async def acknowledge(self, room_id: str, recipient: str, acked: int) -> None:
-        await self._acknowledge(
-            keys=[f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
-            args=[acked, recipient],
+        await self._run(
+            self._acknowledge,
+            [f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
+            [acked, recipient],
         )
 
     @_guarded

@@ -82,6 +82,9 @@ class RedisClusterStore(RedisStore):
             logger.warning("redis cluster: not reachable yet (%s)", exc)
         await super().open()
 
+    def _autopipeline(self) -> None:
+        return None  # the cluster client routes each script to the room's node
+
     def _node_of(self, channel: str) -> str:
         try:
             node = self._redis.get_node_from_key(channel)
