@@ -131,6 +131,10 @@ class Sample:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    setup_p50_ms: float = float("nan")  # a pair made ready, one at a time (see setup())
+    setup_p95_ms: float = float("nan")
+    gc_pauses_over_10ms: int = -1  # -1: the server does not report its pauses
+    gc_longest_pause_ms: float = -1.0  # upper bound of the highest histogram bucket hit
 
 
 @dataclass
@@ -214,12 +218,22 @@ class Target(ABC):
         """CPU of the services the server relies on (Redis), if any."""
         return 0.0
 
+    async def gc_pause_buckets(self) -> dict[float, float] | None:
+        """Cumulative counts of the server's collector pauses by bucket upper bound (all
+        generations, all processes), if it reports them."""
+        return None
+
     def rss_mb(self) -> float:
         return float(sum(psutil.Process(p.pid).memory_info().rss for p in self.processes)) / 2**20
 
     @abstractmethod
     async def open_pairs(self, pairs: int) -> None:
         """Connect ``pairs`` hosts and viewers and start their readers."""
+
+    @abstractmethod
+    async def setup(self, n: int) -> float:
+        """Make one pair ready to exchange messages, one step after the other; the
+        seconds it took. Its sockets are closed afterwards."""
 
     @abstractmethod
     async def send(self, pair: int, n: int, offer: bool) -> None:
@@ -247,6 +261,7 @@ class Peerscreen(Target):
             self.name += f"-{processes}proc"
         self.rooms: list[tuple[ClientConnection, str]] = []
         self.redis: RedisServer | RedisClusterServers | None = None
+        self._http: httpx.AsyncClient | None = None
 
     def command(self, port: int) -> list[str]:
         assert self.store == "memory" or self.redis is not None
@@ -297,6 +312,18 @@ class Peerscreen(Target):
             return [p.pid for p in self.redis.processes]
         return []
 
+    async def gc_pause_buckets(self) -> dict[float, float] | None:
+        buckets: dict[float, float] = {}
+        async with httpx.AsyncClient(timeout=10) as http:
+            for port in self.ports:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                for line in text.splitlines():
+                    if line.startswith("peerscreen_gc_pause_seconds_bucket{"):
+                        bound = line.split('le="', 1)[1].split('"', 1)[0]
+                        key = float("inf") if bound == "+Inf" else float(bound)
+                        buckets[key] = buckets.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+        return buckets
+
     def backing_cpu_seconds(self) -> float:
         total = 0.0
         for pid in self._redis_pids():
@@ -342,6 +369,35 @@ class Peerscreen(Target):
             self.rooms.append((host_ws, viewer["viewerId"]))
             self.tasks.append(asyncio.create_task(self._read(host_ws)))
             self.tasks.append(asyncio.create_task(self._read(viewer_ws)))
+
+    async def setup(self, n: int) -> float:
+        """Room created, viewer joined, both sockets open and authenticated."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=30)
+        http = self._http
+        hosts, viewers = self.ports[0], self.ports[-1]
+        started = time.perf_counter()
+        room = (await http.post(f"http://127.0.0.1:{hosts}/api/rooms")).json()
+        viewer = (
+            await http.post(f"http://127.0.0.1:{viewers}/api/rooms/{room['roomId']}/viewers")
+        ).json()
+        sockets = []
+        for port, token in ((hosts, room["hostToken"]), (viewers, viewer["viewerToken"])):
+            ws = await websockets.connect(
+                f"ws://127.0.0.1:{port}/api/rooms/{room['roomId']}/ws", ping_interval=None
+            )
+            await ws.send(json.dumps({"type": "hello", "token": token}))
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            sockets.append(ws)
+        elapsed = time.perf_counter() - started
+        for ws in sockets:
+            await ws.close()
+        return elapsed
+
+    async def close(self) -> None:
+        await super().close()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def _read(self, ws: ClientConnection) -> None:
         unacked = 0
@@ -453,6 +509,22 @@ class PeerJS(Target):
             self.tasks.append(asyncio.create_task(self._read(ws)))
             self.tasks.append(asyncio.create_task(self._heartbeat(ws)))
 
+    async def setup(self, n: int) -> float:
+        """Two peers' sockets open (PeerJS has no rooms: that is all it does)."""
+        started = time.perf_counter()
+        sockets = []
+        for peer_id in (f"sh{n}", f"sv{n}"):
+            ws = await websockets.connect(
+                f"ws://127.0.0.1:{self.port}/peerjs?key=peerjs&id={peer_id}&token=t{peer_id}",
+                ping_interval=None,
+            )
+            assert json.loads(await ws.recv())["type"] == "OPEN"
+            sockets.append(ws)
+        elapsed = time.perf_counter() - started
+        for ws in sockets:
+            await ws.close()
+        return elapsed
+
     async def _read(self, ws: ClientConnection) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in ws:
@@ -514,6 +586,7 @@ async def send_phase(
     target.latencies = Latencies()
     target.delivered = target.refused = 0
     target.refused_codes = {}
+    gc_before = await target.gc_pause_buckets()
     total = int(rate * duration)
     interval = 1.0 / rate
     cpu_start = target.cpu_seconds()
@@ -540,6 +613,15 @@ async def send_phase(
     others = busy_cpu_seconds() - busy_start - cpu - backing - mine
     values = sorted(target.latencies.values_ns)
     delivered = max(1, target.delivered)
+    gc_after = await target.gc_pause_buckets()
+    over_10ms, longest = -1, -1.0
+    if gc_before is not None and gc_after is not None:
+        grew = {b: gc_after[b] - gc_before.get(b, 0.0) for b in gc_after}
+        over_10ms = int(grew.get(float("inf"), 0.0) - grew.get(0.01, 0.0))
+        bounds = sorted(grew)
+        # The first bucket that holds every new pause bounds the longest one.
+        total_new = grew.get(float("inf"), 0.0)
+        longest = next((b for b in bounds if grew[b] >= total_new), float("inf")) * 1000
     return Sample(
         server=target.name,
         repeat=repeat,
@@ -559,6 +641,8 @@ async def send_phase(
         p50_ms=round(percentile(values, 0.50), 3),
         p99_ms=round(percentile(values, 0.99), 3),
         max_ms=round(values[-1] / 1e6, 3) if values else float("nan"),
+        gc_pauses_over_10ms=over_10ms,
+        gc_longest_pause_ms=longest,
     )
 
 
@@ -569,9 +653,15 @@ async def drive(
     duration: float,
     settle: float,
     repeat: int,
+    setups: int,
 ) -> list[Sample]:
     target.start()
     try:
+        for n in range(3):  # warm the code paths and the client
+            await target.setup(-1 - n)
+        times = sorted([await target.setup(n) for n in range(setups)])
+        setup_p50 = times[len(times) // 2] * 1000 if times else float("nan")
+        setup_p95 = times[int(len(times) * 0.95)] * 1000 if times else float("nan")
         rss_before = target.rss_mb()
         await target.open_pairs(pairs)
         await asyncio.sleep(settle)  # let allocations settle before reading memory
@@ -583,6 +673,8 @@ async def drive(
             sample = await send_phase(target, pairs, rate, duration, repeat, sent)
             sent += sample.sent
             sample.connections = connections
+            sample.setup_p50_ms = round(setup_p50, 2)
+            sample.setup_p95_ms = round(setup_p95, 2)
             sample.rss_before_mb = round(rss_before, 1)
             sample.rss_idle_mb = round(rss_idle, 1)
             sample.idle_kb_per_connection = round((rss_idle - rss_before) * 1024 / connections, 2)
@@ -602,6 +694,10 @@ METRICS = (
     "max_ms",
     "idle_kb_per_connection",
     "other_cpu_percent",
+    "gc_pauses_over_10ms",
+    "gc_longest_pause_ms",
+    "setup_p50_ms",
+    "setup_p95_ms",
 )
 
 
@@ -633,7 +729,13 @@ def summarize(samples: list[Sample], baseline: str = "peerjs") -> dict[str, Any]
             metric: round(row[metric]["median"] / base[metric]["median"], 2)
             if base[metric]["median"]
             else None
-            for metric in ("cpu_us_per_message", "p50_ms", "p99_ms", "idle_kb_per_connection")
+            for metric in (
+                "cpu_us_per_message",
+                "p50_ms",
+                "p99_ms",
+                "idle_kb_per_connection",
+                "setup_p50_ms",
+            )
         }
     return out
 
@@ -667,6 +769,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 args.duration,
                 args.settle,
                 repeat,
+                args.setups,
             )
 
     summary = summarize(samples)
@@ -681,6 +784,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "duration": args.duration,
             "repeats": args.repeats,
             "servers": args.servers,
+            "setups": args.setups,
         },
         "summary": summary,
         "samples": [asdict(s) for s in samples],
@@ -718,6 +822,9 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of sending")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--setups", type=int, default=100, help="pairs set up one at a time, timed each"
+    )
     parser.add_argument(
         "--settle", type=float, default=3.0, help="idle seconds before reading memory"
     )

@@ -236,9 +236,11 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         # message delivery for tens of milliseconds once thousands of sockets are open.
         gc.collect()
         gc.freeze()
+        signaling.metrics.watch_gc()
         try:
             yield
         finally:
+            signaling.metrics.unwatch_gc()
             await sockets.stop()
             await signaling.stop()
             await store.close()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -53,6 +57,31 @@ class Metrics:
             buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
             registry=self.registry,
         )
+
+        self.gc_pauses = Histogram(
+            "peerscreen_gc_pause_seconds",
+            "Pauses of the garbage collector (every message waits while it runs), by generation.",
+            ["generation"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+            registry=self.registry,
+        )
+        self._gc_started = 0.0
+        self._gc_observers = [self.gc_pauses.labels(str(g)) for g in range(3)]
+
+    def watch_gc(self) -> None:
+        """Time every collection from now on (until :meth:`unwatch_gc`)."""
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self._gc_observers[info["generation"]].observe(time.perf_counter() - self._gc_started)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

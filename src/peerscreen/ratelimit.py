@@ -1,8 +1,10 @@
 """Rate limits: per client address and per room, shared by all processes on one Redis.
 
-The counting is the ``limits`` library's (moving windows, in memory or in Redis); this
-module names the limits, finds the client's address, and turns "over the limit" into a
-429 that says when to retry.
+With Redis the counting is the ``limits`` library's moving windows, shared by every
+process. On the in-memory store (one process) it is :class:`SlidingWindows`, in this
+process: the library's in-memory storage rescans every key, a thread hand-off each, on
+every call. This module names the limits, finds the client's address, and turns "over the
+limit" into a 429 that says when to retry.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
+from limits.aio.storage import RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -63,7 +65,8 @@ def _say_seconds(seconds: int) -> str:
 logger = logging.getLogger("peerscreen.ratelimit")
 
 
-def storage_for(settings: Settings) -> Storage:
+def storage_for(settings: Settings) -> Storage | None:
+    """The shared storage of the limits, or None to count in this process."""
     if settings.redis_url:
         # The same driver as the room store (redis-py), failing as fast.
         # One quick retry, as the room store does: a pooled connection that died with a
@@ -77,15 +80,17 @@ def storage_for(settings: Settings) -> Storage:
             socket_connect_timeout=1.0,
             retry=retry,
         )
-    return MemoryStorage()
+    return None
 
 
 class RateLimits:
     """The configured limits, checked against one storage."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
-        self._storage = storage or storage_for(settings)
-        self._limiter = MovingWindowRateLimiter(self._storage)
+    def __init__(self, settings: Settings) -> None:
+        self._storage = storage_for(settings)
+        self._limiter = (
+            MovingWindowRateLimiter(self._storage) if self._storage is not None else None
+        )
         # Signals are counted on every message, per participant: too many keys and calls
         # for the shared storage (the in-memory one rescans every key to expire them).
         # Each process keeps token buckets of its own instead; see ParticipantBuckets.
@@ -96,10 +101,17 @@ class RateLimits:
             Limit.CHAT: parse(settings.rate_chat),
             Limit.PASSCODE: parse(settings.rate_passcode),
         }
+        self._local = (
+            {limit: SlidingWindows(item) for limit, item in self._items.items()}
+            if self._storage is None
+            else None
+        )
 
     async def open(self) -> None:
         """Connect before the first request: a Redis Cluster client that learns the
         cluster's layout under concurrent first calls can fail some of them."""
+        if self._storage is None:
+            return
         try:
             await self._storage.check()
         except Exception as exc:
@@ -119,6 +131,12 @@ class RateLimits:
     async def _count(self, limit: Limit, keys: tuple[str, ...], count: bool) -> None:
         item = self._items[limit]
         limiter = self._limiter
+        if limiter is None:
+            assert self._local is not None
+            retry_after = self._local[limit].count(keys, take=count)
+            if retry_after is not None:
+                raise RateLimited(limit, retry_after)
+            return
         try:
             if count:
                 allowed = await limiter.hit(item, limit.value, *keys)
@@ -182,6 +200,67 @@ class ParticipantBuckets:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class SlidingWindows:
+    """Calls per key over a sliding window, counted in this process in O(1) time and
+    memory per key, with no background work.
+
+    Each key keeps the count of the current fixed window and of the one before; the
+    sliding window's count is the current one plus the previous one weighted by how much
+    of it the sliding window still covers (the approximation common to API gateways).
+    Keys idle for two windows are forgotten every few thousand calls.
+    """
+
+    PRUNE_EVERY = 4096
+
+    def __init__(self, item: RateLimitItem, clock: Callable[[], float] = time.time) -> None:
+        self.amount = item.amount
+        self.period = float(item.get_expiry())
+        self.clock = clock
+        self._windows: dict[tuple[str, ...], list[float]] = {}  # [window, now, before]
+        self._calls = 0
+
+    def count(self, key: tuple[str, ...], take: bool = True) -> int | None:
+        """Count one call (or, with ``take=False``, only look); None when it is within
+        the limit, else the seconds until one would be."""
+        now = self.clock()
+        index = now // self.period
+        entry = self._windows.get(key)
+        if entry is None:
+            entry = [index, 0.0, 0.0]
+        elif entry[0] != index:
+            entry[2] = entry[1] if entry[0] == index - 1 else 0.0
+            entry[1] = 0.0
+            entry[0] = index
+        into = now - index * self.period
+        used = entry[2] * (1 - into / self.period) + entry[1]
+        if used + 1 > self.amount + 1e-9:
+            return self._retry_after(entry, into)
+        if take:
+            entry[1] += 1
+            self._windows[key] = entry
+            self._calls += 1
+            if self._calls % self.PRUNE_EVERY == 0:
+                self._prune(index)
+        return None
+
+    def _retry_after(self, entry: list[float], into: float) -> int:
+        period, room = self.period, self.amount - 1
+        current, previous = entry[1], entry[2]
+        if current > room:
+            # Not before the next window, once this one's weight has fallen far enough.
+            wait = period - into + period * max(0.0, 1 - room / current)
+        else:
+            wait = period * (1 - (room - current) / previous) - into
+        return max(1, math.ceil(wait))
+
+    def _prune(self, index: float) -> None:
+        for key in [k for k, entry in self._windows.items() if entry[0] < index - 1]:
+            del self._windows[key]
+
+    def __len__(self) -> int:
+        return len(self._windows)
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

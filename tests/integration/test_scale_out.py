@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from ..support.clients import Member, SocketMember, candidate, host_room, join_as
@@ -124,3 +125,29 @@ async def test_a_room_spans_processes_on_a_cluster(
         finally:
             await host.close()
             await viewer.close()
+
+
+async def test_garbage_collector_pauses_are_timed_in_metrics(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """Each process times its collector: the histogram fills as the server works (young
+    collections run every few hundred allocations), so a stall can be told apart."""
+    server = start_server()
+    host = await host_room(server.base_url)
+    viewers = [await join_as(server.base_url, host.room_id) for _ in range(3)]
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        count = 0.0
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            while count < 1:
+                assert asyncio.get_running_loop().time() < deadline, "no collection timed"
+                for viewer in viewers:
+                    await viewer.send("candidate", "host", candidate=candidate(1))
+                for line in (await http.get("/metrics")).text.splitlines():
+                    if line.startswith('peerscreen_gc_pause_seconds_count{generation="0"}'):
+                        count = float(line.rsplit(" ", 1)[1])
+            text = (await http.get("/metrics")).text
+        assert 'peerscreen_gc_pause_seconds_bucket{generation="0",le="0.01"}' in text
+    finally:
+        for member in (host, *viewers):
+            await member.close()

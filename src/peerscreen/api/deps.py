@@ -17,12 +17,14 @@ bearer = HTTPBearer(
 )
 
 
-def get_signaling(request: Request) -> Signaling:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, a hand-off
+# that costs more than the call itself on every request.
+async def get_signaling(request: Request) -> Signaling:
     service: Signaling = request.app.state.signaling
     return service
 
 
-def get_token(
+async def get_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str | None:
     return credentials.credentials if credentials is not None else None
