@@ -20,14 +20,17 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         validation_alias=AliasChoices("REDIS_URL", "PEERSCREEN_REDIS_URL", "redis_url"),
-        description="Redis URL for shared state across processes; unset: in-memory store.",
+        description="Redis URL for shared state across processes (Redis 7 or later): "
+        "redis://host:6379/0, rediss:// for TLS, unix:///path.sock, or a Redis Cluster as "
+        "redis+cluster://host1:7000,host2:7000; unset: in-memory store.",
     )
     redis_max_connections: int = Field(
         100,
         ge=1,
         le=10000,
-        description="Connections to Redis a process keeps at most; when all are busy, "
-        "calls wait for one (up to 5 s) rather than fail.",
+        description="Connections to Redis a process keeps at most for calls other than "
+        "signals (which share one pipelined connection); when all are busy, calls wait for "
+        "one (up to 5 s) rather than fail.",
     )
     auth_secret: SecretStr | None = Field(
         None,
@@ -171,6 +174,24 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("the public URL takes no query or fragment")
         return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        scheme = value.partition("://")[0]
+        if scheme == "redis+cluster":
+            from .store.redis_cluster import parse_cluster_url
+
+            parse_cluster_url(value)  # its ValueError says what is wrong
+        elif scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                "not a Redis URL such as redis://localhost:6379/0 or "
+                f"redis+cluster://host1:7000,host2:7000: {value!r}"
+            )
+        return value
 
     @field_validator("rate_rooms", "rate_api", "rate_chat", "rate_passcode", "rate_signal")
     @classmethod

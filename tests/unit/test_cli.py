@@ -43,3 +43,28 @@ def test_tls_needs_both_files(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ssl_certfile and ssl_keyfile go together" in capsys.readouterr().err
     settings = Settings(ssl_certfile="c.pem", ssl_keyfile="k.pem")
     assert settings.scheme == "https"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://localhost:6379", "not a Redis URL"),
+        ("localhost:6379", "not a Redis URL"),
+        ("redis+cluster://a:b", "each node of a Redis Cluster URL is host:port"),
+        ("redis+cluster://", "each node of a Redis Cluster URL is host:port"),
+    ],
+)
+def test_a_wrong_redis_url_is_refused_at_start(
+    url: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--redis-url", url]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_redis_urls_that_work() -> None:
+    assert Settings(redis_url="redis://:pw@10.0.0.5:6379/2").redis_url == (
+        "redis://:pw@10.0.0.5:6379/2"
+    )
+    cluster = Settings(redis_url=" redis+cluster://10.0.0.1:7000,10.0.0.2:7000 ")
+    assert cluster.redis_url == "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
+    assert Settings(redis_url="").redis_url is None
