@@ -441,3 +441,29 @@ async def test_a_message_for_a_viewer_is_refused_once_it_is_not_one(store: Store
     )
     # Without the check, any mailbox of the room takes it (server events, the host's).
     assert await store.append(rid, "host", {"type": "answer"}, TTL, ROOMY) == 1
+
+
+@pytest.mark.redis
+async def test_a_cluster_script_sent_to_the_wrong_node_follows_the_redirect(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """As when a slot moves to another node: the node answers MOVED, and the store runs
+    the script through the cluster client instead, which follows it."""
+    redis_cluster.flush()
+    store = RedisClusterStore(redis_cluster.url)
+    await store.open()
+    try:
+        record = room()
+        await store.create_room(record, TTL)
+        client = store._redis
+        owner = client.get_node_from_key(f"room:{{{record.room_id}}}")
+        other = next(n for n in client.get_primaries() if n.name != owner.name)
+        real = client.get_node_from_key
+        client.get_node_from_key = lambda key, replica=False: other  # a stale layout
+        try:
+            assert await store.append(record.room_id, "host", {"type": "x"}, TTL, ROOMY) == 1
+        finally:
+            client.get_node_from_key = real
+        assert [m["seq"] for m in await store.read(record.room_id, "host", 0, 0)] == [1]
+    finally:
+        await store.close()

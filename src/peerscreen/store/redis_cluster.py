@@ -3,7 +3,9 @@
 Every key of a room carries the room id as a hash tag (``room:{id}:...``), so a room
 lives in one hash slot: its scripts run on the node that owns it, as on a single Redis.
 Each mailbox's notification channel is a sharded channel in that slot too, served by the
-same node, and a process keeps one subscriber connection per node it needs.
+same node, and a process keeps one subscriber connection per node it needs. The scripts
+every signal runs go to the room's node on that node's auto-pipelined connection; the
+cluster client (which follows redirects) carries everything else.
 
 The URL names one or more nodes to discover the cluster from::
 
@@ -15,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
 
+from .autopipeline import AutoPipeline
 from .redis import POOL_WAIT, RedisStore
 
 SCHEME = "redis+cluster"
@@ -60,6 +64,7 @@ class RedisClusterStore(RedisStore):
         # single-Redis pool waits: this gate makes calls wait here instead, so a burst is
         # slower, never refused (no call holds more than one connection per node).
         self._gate = asyncio.Semaphore(max_connections)
+        self._node_pipes: dict[str, AutoPipeline] = {}
 
     def _connect(self) -> Any:
         return RedisCluster(
@@ -83,7 +88,44 @@ class RedisClusterStore(RedisStore):
         await super().open()
 
     def _autopipeline(self) -> None:
-        return None  # the cluster client routes each script to the room's node
+        return None  # one per node instead: see _run
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a script on the node that owns the room, on that node's pipelined
+        connection; after a redirect (the slot moved) or any cluster-level refusal, once
+        through the cluster client, which follows redirects and re-learns the layout."""
+        try:
+            node = self._redis.get_node_from_key(keys[0])
+        except Exception:
+            node = None
+        if node is None:
+            return await script(keys=keys, args=args)
+        pipe = self._node_pipes.get(node.name)
+        if pipe is None:
+            pipe = self._node_pipes[node.name] = AutoPipeline(self._node_url(node.host, node.port))
+        try:
+            return await pipe.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except ResponseError as exc:
+            text = str(exc)
+            if text.startswith("NOSCRIPT"):
+                await pipe.execute("SCRIPT", "LOAD", script.script)
+                return await pipe.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            if text.split(" ", 1)[0] in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
+                return await script(keys=keys, args=args)
+            raise
+
+    def _node_url(self, host: str, port: int) -> str:
+        credentials = ""
+        if self._password is not None:
+            user = quote(self._username or "", safe="")
+            credentials = f"{user}:{quote(self._password, safe='')}@"
+        return f"redis://{credentials}{host}:{port}/0"
+
+    async def close(self) -> None:
+        for pipe in self._node_pipes.values():
+            await pipe.aclose()
+        self._node_pipes.clear()
+        await super().close()
 
     def _node_of(self, channel: str) -> str:
         try:
