@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from swagger_ui_bundle import swagger_ui_path
 from . import __version__
 from .api import classic, rooms, socket
 from .api.deps import error_responses
+from .collector import FreezingCollector
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
 from .gate import ConnectionGate
@@ -231,15 +231,16 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         app.state.sockets = sockets
         app.state.rate_limits = rate_limits
         logger.info("peerscreen %s: %s store", __version__, store.kind)
-        # Everything loaded so far (modules, schemas, routes) lives as long as the
-        # process: keep it out of the collector's full passes, which otherwise stall
-        # message delivery for tens of milliseconds once thousands of sockets are open.
-        gc.collect()
-        gc.freeze()
+        # Everything loaded so far lives as long as the process, and so do the sockets
+        # once they have lasted a while: keep them out of the collector's full passes
+        # (collector.py), which otherwise stall delivery for tens of milliseconds.
+        collector = FreezingCollector()
+        collector.start()
         signaling.metrics.watch_gc()
         try:
             yield
         finally:
+            collector.stop()
             signaling.metrics.unwatch_gc()
             await sockets.stop()
             await signaling.stop()
