@@ -467,3 +467,49 @@ async def test_a_cluster_script_sent_to_the_wrong_node_follows_the_redirect(
         assert [m["seq"] for m in await store.read(record.room_id, "host", 0, 0)] == [1]
     finally:
         await store.close()
+
+
+@pytest.mark.redis
+async def test_a_mailbox_channel_lingers_after_its_reader_then_is_dropped(
+    redis_server: RedisServer,
+) -> None:
+    """A long-polling reader comes back within seconds: its channel stays subscribed a
+    while, then goes, so channels a process holds are bounded by its readers and time."""
+    from peerscreen.store.channels import LINGER
+
+    redis_server.flush()
+    store = RedisStore(redis_server.url)
+    await store.open()
+    try:
+        rid = room().room_id
+        for name in ("host", "v0000000001", "v0000000002"):
+            with store.listen(rid, name):
+                pass
+        assert store.listened_channels() == 3
+        with store.listen(rid, "host"):  # back before it lapsed: still one channel
+            assert store.listened_channels() == 3
+
+        async def redis_subscribers() -> int:
+            reply = await store._redis.execute_command(
+                "PUBSUB", "SHARDNUMSUB", f"room:{{{rid}}}:notify:host"
+            )
+            return int(reply[1])
+
+        async def subscribed() -> bool:
+            return await redis_subscribers() == 1
+
+        async def unsubscribed() -> bool:
+            return await redis_subscribers() == 0
+
+        await eventually(subscribed)
+        assert store._channels.sweep(time.monotonic() + LINGER / 2) == 0
+        assert store._channels.sweep(time.monotonic() + LINGER + 1) == 3
+        assert store.listened_channels() == 0
+
+        await eventually(unsubscribed)  # Redis forgot the subscription too
+        # A reader still there is never dropped, however long it listens.
+        with store.listen(rid, "host"):
+            assert store._channels.sweep(time.monotonic() + 10 * LINGER) == 0
+            assert store.listened_channels() == 1
+    finally:
+        await store.close()
