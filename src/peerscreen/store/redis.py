@@ -696,14 +696,26 @@ class RedisStore(Store):
     @_guarded
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
         key = f"room:{{{room_id}}}:seen"
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, participant_id, repr(at))
-            # Later refreshes come with the room's other keys (touch_room); NX only
-            # gives a new hash its first TTL without undoing an ended room's shorter one.
-            pipe.pexpire(key, _ms(ttl), nx=True)
-            pipe.zadd(SEEN_INDEX, {f"{room_id} {participant_id}": at})
-            pipe.pexpire(SEEN_INDEX, _ms(ttl))  # lives while anyone is seen
-            await pipe.execute()
+        # Later refreshes of the hash's TTL come with the room's other keys (touch_room);
+        # NX only gives a new hash its first TTL without undoing an ended room's shorter
+        # one. The index lives while anyone is seen.
+        pipe = self._pipe
+        if pipe is not None:
+            # Every socket's heartbeat marks it: four commands in the one write of the
+            # pipelined connection rather than a pooled pipeline of their own.
+            await asyncio.gather(
+                pipe.execute("HSET", key, participant_id, repr(at)),
+                pipe.execute("PEXPIRE", key, _ms(ttl), "NX"),
+                pipe.execute("ZADD", SEEN_INDEX, repr(at), f"{room_id} {participant_id}"),
+                pipe.execute("PEXPIRE", SEEN_INDEX, _ms(ttl)),
+            )
+            return
+        async with self._redis.pipeline(transaction=False) as pipe_:
+            pipe_.hset(key, participant_id, repr(at))
+            pipe_.pexpire(key, _ms(ttl), nx=True)
+            pipe_.zadd(SEEN_INDEX, {f"{room_id} {participant_id}": at})
+            pipe_.pexpire(SEEN_INDEX, _ms(ttl))
+            await pipe_.execute()
 
     @_guarded
     async def unseen_since(self, before: float, limit: int) -> list[tuple[str, str]]:
