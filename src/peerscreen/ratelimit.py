@@ -1,10 +1,10 @@
 """Rate limits: per client address and per room, shared by all processes on one Redis.
 
-With Redis the counting is the ``limits`` library's moving windows, shared by every
-process. On the in-memory store (one process) it is :class:`SlidingWindows`, in this
-process: the library's in-memory storage rescans every key, a thread hand-off each, on
-every call. This module names the limits, finds the client's address, and turns "over the
-limit" into a 429 that says when to retry.
+Calls are counted over moving windows: with Redis by the ``limits`` library, shared by
+every process; on the in-memory store (one process) by :class:`MovingWindows`, here, since
+the library's in-memory storage rescans every key, a thread hand-off each, on every call.
+This module names the limits, finds the client's address, and turns "over the limit"
+into a 429 that says when to retry.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
@@ -102,7 +103,7 @@ class RateLimits:
             Limit.PASSCODE: parse(settings.rate_passcode),
         }
         self._local = (
-            {limit: SlidingWindows(item) for limit, item in self._items.items()}
+            {limit: MovingWindows(item) for limit, item in self._items.items()}
             if self._storage is None
             else None
         )
@@ -202,65 +203,50 @@ class ParticipantBuckets:
         return len(self._buckets)
 
 
-class SlidingWindows:
-    """Calls per key over a sliding window, counted in this process in O(1) time and
-    memory per key, with no background work.
-
-    Each key keeps the count of the current fixed window and of the one before; the
-    sliding window's count is the current one plus the previous one weighted by how much
-    of it the sliding window still covers (the approximation common to API gateways).
-    Keys idle for two windows are forgotten every few thousand calls.
+class MovingWindows:
+    """Calls per key over a moving window, counted in this process, with no background
+    work: each key keeps the times of its calls in the last window (at most ``amount``
+    of them), oldest first, so a call costs O(1) and ``Retry-After`` is exact. Keys idle
+    for a whole window are forgotten every few thousand calls.
     """
 
     PRUNE_EVERY = 4096
 
-    def __init__(self, item: RateLimitItem, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, item: RateLimitItem, clock: Callable[[], float] = time.monotonic) -> None:
         self.amount = item.amount
         self.period = float(item.get_expiry())
         self.clock = clock
-        self._windows: dict[tuple[str, ...], list[float]] = {}  # [window, now, before]
+        self._calls_by_key: dict[tuple[str, ...], deque[float]] = {}
         self._calls = 0
 
     def count(self, key: tuple[str, ...], take: bool = True) -> int | None:
         """Count one call (or, with ``take=False``, only look); None when it is within
         the limit, else the seconds until one would be."""
         now = self.clock()
-        index = now // self.period
-        entry = self._windows.get(key)
-        if entry is None:
-            entry = [index, 0.0, 0.0]
-        elif entry[0] != index:
-            entry[2] = entry[1] if entry[0] == index - 1 else 0.0
-            entry[1] = 0.0
-            entry[0] = index
-        into = now - index * self.period
-        used = entry[2] * (1 - into / self.period) + entry[1]
-        if used + 1 > self.amount + 1e-9:
-            return self._retry_after(entry, into)
+        times = self._calls_by_key.get(key)
+        if times is not None:
+            horizon = now - self.period
+            while times and times[0] <= horizon:
+                times.popleft()
+            if len(times) >= self.amount:
+                return max(1, math.ceil(times[0] + self.period - now))
         if take:
-            entry[1] += 1
-            self._windows[key] = entry
+            if times is None:
+                times = self._calls_by_key[key] = deque(maxlen=self.amount)
+            times.append(now)
             self._calls += 1
             if self._calls % self.PRUNE_EVERY == 0:
-                self._prune(index)
+                self._prune(now)
         return None
 
-    def _retry_after(self, entry: list[float], into: float) -> int:
-        period, room = self.period, self.amount - 1
-        current, previous = entry[1], entry[2]
-        if current > room:
-            # Not before the next window, once this one's weight has fallen far enough.
-            wait = period - into + period * max(0.0, 1 - room / current)
-        else:
-            wait = period * (1 - (room - current) / previous) - into
-        return max(1, math.ceil(wait))
-
-    def _prune(self, index: float) -> None:
-        for key in [k for k, entry in self._windows.items() if entry[0] < index - 1]:
-            del self._windows[key]
+    def _prune(self, now: float) -> None:
+        horizon = now - self.period
+        idle = [k for k, times in self._calls_by_key.items() if not times or times[-1] <= horizon]
+        for key in idle:
+            del self._calls_by_key[key]
 
     def __len__(self) -> int:
-        return len(self._windows)
+        return len(self._calls_by_key)
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from limits import parse
 
-from peerscreen.ratelimit import Limit, ParticipantBuckets, RateLimited, SlidingWindows
+from peerscreen.ratelimit import Limit, MovingWindows, ParticipantBuckets, RateLimited
 
 
 class Clock:
@@ -45,43 +45,45 @@ def test_idle_buckets_are_forgotten() -> None:
     assert len(buckets) == 1
 
 
-def test_sliding_windows_allow_the_amount_then_say_when_to_retry() -> None:
+def test_moving_windows_allow_the_amount_then_say_exactly_when_to_retry() -> None:
     clock = Clock()
-    clock.now = 3600.0 * 100  # the start of an hour window
-    windows = SlidingWindows(parse("50/hour"), clock)
+    windows = MovingWindows(parse("50/hour"), clock)
     for _ in range(50):
         assert windows.count(("10.0.0.1",)) is None
-    retry = windows.count(("10.0.0.1",))
-    # Full within this window: no call before the next hour, and then only once the
-    # previous hour's weight has fallen below 49 of 50 calls (1/50 of an hour later).
-    assert retry == 3600 + 72
+        clock.now += 10  # one call every 10 s: the first is 490 s old at the 50th
+    assert windows.count(("10.0.0.1",)) == 3600 - 500  # when the first call leaves
     assert windows.count(("10.0.0.2",)) is None  # another address has its own count
-    assert windows.count(("10.0.0.1",), take=False) == retry  # looking counts nothing
-    clock.now += retry
-    assert windows.count(("10.0.0.1",)) is None
-    assert windows.count(("10.0.0.1",)) is not None
+    clock.now += 3600 - 500
+    assert windows.count(("10.0.0.1",)) is None  # the first left; the second has not
+    assert windows.count(("10.0.0.1",)) == 10
 
 
-def test_sliding_windows_weigh_the_previous_window() -> None:
+def test_a_moving_window_never_asks_to_wait_longer_than_the_window() -> None:
     clock = Clock()
-    clock.now = 60.0 * 1000
-    windows = SlidingWindows(parse("10/minute"), clock)
-    for _ in range(10):
+    windows = MovingWindows(parse("3/2seconds"), clock)
+    for _ in range(3):
         assert windows.count(("k",)) is None
-    clock.now += 60 + 30  # half-way into the next window: half the last one still counts
-    allowed = 0
-    while windows.count(("k",)) is None:
-        allowed += 1
-    assert allowed == 5
-    # Quiet for two windows: the key is forgotten at the next prune.
-    clock.now += 180
-    windows._prune(clock.now // 60)
-    assert len(windows) == 0
+        clock.now += 0.01
+    retry = windows.count(("k",))
+    assert retry is not None and 1 <= retry <= 2
 
 
 def test_looking_at_a_limit_counts_nothing() -> None:
-    windows = SlidingWindows(parse("1/minute"), Clock())
+    windows = MovingWindows(parse("1/minute"), Clock())
     for _ in range(5):
         assert windows.count(("k",), take=False) is None
     assert windows.count(("k",)) is None
     assert windows.count(("k",)) is not None
+
+
+def test_idle_keys_are_forgotten_and_memory_per_key_is_bounded() -> None:
+    clock = Clock()
+    windows = MovingWindows(parse("5/minute"), clock)
+    for n in range(100):
+        windows.count((f"10.0.0.{n}",))
+    for _ in range(50):
+        windows.count(("busy",))  # refused past 5: kept times stay at 5
+    assert len(windows._calls_by_key[("busy",)]) == 5
+    clock.now += 61
+    windows._prune(clock.now)
+    assert len(windows) == 0
