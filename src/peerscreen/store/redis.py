@@ -169,6 +169,29 @@ return 1
 """
 )
 
+_CREATE_ROOM = """
+if redis.call('HSETNX', KEYS[1], 'record', ARGV[1]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# ARGV: locked ('1' or ''), passcode digest ('' for none).
+_SET_ACCESS = """
+if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'locked', '1')
+else redis.call('HDEL', KEYS[1], 'locked') end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'passcode', ARGV[2])
+else redis.call('HDEL', KEYS[1], 'passcode') end
+return 1
+"""
+
+# KEYS: offer, taker. ARGV: offer JSON, ttl, channel, notice.
+_PUT_ROOM_OFFER = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('SPUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
 _ADD_VIEWER = """
 local room, viewers = KEYS[1], KEYS[2]
 if redis.call('EXISTS', room) == 0 then return 'no_room' end
@@ -369,6 +392,9 @@ class RedisStore(Store):
         self._take = self._redis.register_script(_TAKE)
         self._take_room_offer = self._redis.register_script(_TAKE_ROOM_OFFER)
         self._add_chat = self._redis.register_script(_ADD_CHAT)
+        self._create_room = self._redis.register_script(_CREATE_ROOM)
+        self._set_access = self._redis.register_script(_SET_ACCESS)
+        self._put_room_offer = self._redis.register_script(_PUT_ROOM_OFFER)
         # Names this process in what it publishes, so it skips its own notifications:
         # it has woken its readers already, with the message in hand.
         self._origin = secrets.token_hex(8)
@@ -388,6 +414,20 @@ class RedisStore(Store):
 
     def _autopipeline(self) -> AutoPipeline | None:
         return AutoPipeline(self._url)
+
+    async def _call(self, *args: Any) -> Any:
+        """One command, on the pipelined connection where there is one."""
+        pipe = self._pipe
+        if pipe is None:
+            return await self._redis.execute_command(*args)
+        return await pipe.execute(*args)
+
+    async def _hgetall(self, key: str) -> dict[str, str]:
+        reply = await self._call("HGETALL", key)
+        if isinstance(reply, dict):
+            return cast(dict[str, str], reply)
+        items = cast(list[str], reply or [])
+        return dict(zip(items[::2], items[1::2], strict=True))
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered script, on the auto-pipelined connection where there is one."""
@@ -480,16 +520,16 @@ class RedisStore(Store):
 
     @_guarded
     async def create_room(self, room: RoomRecord, ttl: float) -> bool:
-        key = f"room:{{{room.room_id}}}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "record", json.dumps(room.to_dict()))
-            pipe.pexpire(key, _ms(ttl))
-            created, _ = await pipe.execute()
+        created = await self._run(
+            self._create_room,
+            [f"room:{{{room.room_id}}}"],
+            [json.dumps(room.to_dict()), _ms(ttl)],
+        )
         return bool(created)
 
     @_guarded
     async def get_room(self, room_id: str) -> RoomRecord | None:
-        data = cast(dict[str, str], await self._redis.hgetall(f"room:{{{room_id}}}"))
+        data = await self._hgetall(f"room:{{{room_id}}}")
         if not data or "record" not in data:
             return None
         fields = json.loads(data["record"])
@@ -504,47 +544,44 @@ class RedisStore(Store):
     @_guarded
     async def set_paused(self, room_id: str, paused: bool) -> None:
         if paused:
-            await self._redis.hset(f"room:{{{room_id}}}", "paused", "1")
+            await self._call("HSET", f"room:{{{room_id}}}", "paused", "1")
         else:
-            await self._redis.hdel(f"room:{{{room_id}}}", "paused")
+            await self._call("HDEL", f"room:{{{room_id}}}", "paused")
 
     @_guarded
     async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:
-        key = f"room:{{{room_id}}}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if locked:
-                pipe.hset(key, "locked", "1")
-            else:
-                pipe.hdel(key, "locked")
-            if passcode_hash:
-                pipe.hset(key, "passcode", passcode_hash)
-            else:
-                pipe.hdel(key, "passcode")
-            await pipe.execute()
+        await self._run(
+            self._set_access,
+            [f"room:{{{room_id}}}"],
+            ["1" if locked else "", passcode_hash or ""],
+        )
 
     @_guarded
     async def end_room(self, room_id: str, reason: str, retention: float) -> bool:
-        return bool(await self._end(keys=[f"room:{{{room_id}}}"], args=[reason, _ms(retention)]))
+        ended = await self._run(self._end, [f"room:{{{room_id}}}"], [reason, _ms(retention)])
+        return bool(ended)
 
     @_guarded
     async def touch_room(self, room_id: str, ttl: float) -> None:
-        await self._touch(keys=[f"room:{{{room_id}}}"], args=[_ms(ttl)])
+        await self._run(self._touch, [f"room:{{{room_id}}}"], [_ms(ttl)])
 
     @_guarded
     async def add_viewer(
         self, room_id: str, viewer: ViewerRecord, max_viewers: int, ttl: float
     ) -> AddViewerResult:
-        result = await self._add_viewer(
-            keys=[f"room:{{{room_id}}}", f"room:{{{room_id}}}:viewers"],
-            args=[viewer.viewer_id, json.dumps(viewer.to_dict()), max_viewers, _ms(ttl)],
+        result = await self._run(
+            self._add_viewer,
+            [f"room:{{{room_id}}}", f"room:{{{room_id}}}:viewers"],
+            [viewer.viewer_id, json.dumps(viewer.to_dict()), max_viewers, _ms(ttl)],
         )
         return AddViewerResult(result)
 
     @_guarded
     async def remove_viewer(self, room_id: str, viewer_id: str) -> bool:
         prefix = _room_key(room_id)
-        removed = await self._remove_viewer(
-            keys=[
+        removed = await self._run(
+            self._remove_viewer,
+            [
                 f"{prefix}:viewers",
                 f"{prefix}:inbox:{viewer_id}",
                 f"{prefix}:seq:{viewer_id}",
@@ -552,7 +589,7 @@ class RedisStore(Store):
                 f"{prefix}:pending",
                 f"{prefix}:departed",
             ],
-            args=[viewer_id, _channel(room_id, viewer_id), self._origin + "\n", DEPARTED_KEPT],
+            [viewer_id, _channel(room_id, viewer_id), self._origin + "\n", DEPARTED_KEPT],
         )
         if removed:
             self.notifier.notify(room_id, viewer_id)
@@ -560,17 +597,17 @@ class RedisStore(Store):
 
     @_guarded
     async def departed_token_hash(self, room_id: str, viewer_id: str) -> str | None:
-        value = await self._redis.hget(f"room:{{{room_id}}}:departed", viewer_id)
+        value = await self._call("HGET", f"room:{{{room_id}}}:departed", viewer_id)
         return cast(str | None, value)
 
     @_guarded
     async def get_viewers(self, room_id: str) -> dict[str, ViewerRecord]:
-        raw = cast(dict[str, str], await self._redis.hgetall(f"room:{{{room_id}}}:viewers"))
+        raw = await self._hgetall(f"room:{{{room_id}}}:viewers")
         return {vid: ViewerRecord(**json.loads(text)) for vid, text in raw.items()}
 
     @_guarded
     async def has_viewer(self, room_id: str, viewer_id: str) -> bool:
-        return bool(await self._redis.hexists(f"room:{{{room_id}}}:viewers", viewer_id))
+        return bool(await self._call("HEXISTS", f"room:{{{room_id}}}:viewers", viewer_id))
 
     @_guarded
     async def append(
@@ -647,50 +684,54 @@ class RedisStore(Store):
 
     @_guarded
     async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
-        raw = await self._take(
-            keys=[f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
-            args=[recipient, *types],
+        raw = await self._run(
+            self._take,
+            [f"room:{{{room_id}}}:inbox:{recipient}", f"room:{{{room_id}}}:pending"],
+            [recipient, *types],
         )
         return [json.loads(text) for text in cast(list[str], raw)]
 
     @_guarded
     async def last_seq(self, room_id: str, recipient: str) -> int:
-        value = await self._redis.get(f"room:{{{room_id}}}:seq:{recipient}")
+        value = await self._call("GET", f"room:{{{room_id}}}:seq:{recipient}")
         return int(value) if value else 0
 
     @_guarded
     async def put_room_offer(self, room_id: str, message: Message, ttl: float) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"room:{{{room_id}}}:offer", json.dumps(message), px=_ms(ttl))
-            pipe.delete(f"room:{{{room_id}}}:offer:taker")
-            pipe.spublish(_channel(room_id, ROOM_OFFER), self._origin + "\n")
-            await pipe.execute()
+        await self._run(
+            self._put_room_offer,
+            [f"room:{{{room_id}}}:offer", f"room:{{{room_id}}}:offer:taker"],
+            [json.dumps(message), _ms(ttl), _channel(room_id, ROOM_OFFER), self._origin + "\n"],
+        )
         self.notifier.notify(room_id, ROOM_OFFER)
 
     @_guarded
     async def take_room_offer(self, room_id: str, viewer_id: str) -> Message | None:
-        raw = await self._take_room_offer(
-            keys=[f"room:{{{room_id}}}:offer", f"room:{{{room_id}}}:offer:taker"], args=[viewer_id]
+        raw = await self._run(
+            self._take_room_offer,
+            [f"room:{{{room_id}}}:offer", f"room:{{{room_id}}}:offer:taker"],
+            [viewer_id],
         )
         return cast(Message, json.loads(raw)) if raw else None
 
     @_guarded
     async def room_offer_taker(self, room_id: str) -> str | None:
-        value = await self._redis.get(f"room:{{{room_id}}}:offer:taker")
+        value = await self._call("GET", f"room:{{{room_id}}}:offer:taker")
         return cast(str | None, value)
 
     @_guarded
     async def add_chat(
         self, room_id: str, message: Message, keep: int, keep_bytes: int, ttl: float
     ) -> None:
-        await self._add_chat(
-            keys=[f"room:{{{room_id}}}:chat", f"room:{{{room_id}}}:pending"],
-            args=[json.dumps(message), keep, keep_bytes, _ms(ttl)],
+        await self._run(
+            self._add_chat,
+            [f"room:{{{room_id}}}:chat", f"room:{{{room_id}}}:pending"],
+            [json.dumps(message), keep, keep_bytes, _ms(ttl)],
         )
 
     @_guarded
     async def chat_history(self, room_id: str) -> list[Message]:
-        raw = cast(list[str], await self._redis.lrange(f"room:{{{room_id}}}:chat", 0, -1))
+        raw = cast(list[str], await self._call("LRANGE", f"room:{{{room_id}}}:chat", 0, -1))
         return [json.loads(text) for text in raw]
 
     @_guarded
@@ -719,17 +760,17 @@ class RedisStore(Store):
 
     @_guarded
     async def unseen_since(self, before: float, limit: int) -> list[tuple[str, str]]:
-        members = await self._redis.zrangebyscore(
-            SEEN_INDEX, "-inf", f"({before!r}", start=0, num=limit
+        members = await self._call(
+            "ZRANGEBYSCORE", SEEN_INDEX, "-inf", f"({before!r}", "LIMIT", 0, limit
         )
         pairs = [member.partition(" ") for member in cast(list[str], members)]
         return [(room_id, pid) for room_id, _, pid in pairs]
 
     @_guarded
     async def forget_seen(self, room_id: str, participant_id: str) -> None:
-        await self._redis.zrem(SEEN_INDEX, f"{room_id} {participant_id}")
+        await self._call("ZREM", SEEN_INDEX, f"{room_id} {participant_id}")
 
     @_guarded
     async def last_seen(self, room_id: str) -> dict[str, float]:
-        raw = cast(dict[str, str], await self._redis.hgetall(f"room:{{{room_id}}}:seen"))
+        raw = await self._hgetall(f"room:{{{room_id}}}:seen")
         return {pid: float(ts) for pid, ts in raw.items()}
