@@ -221,8 +221,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = create_store(settings)
         await store.open()
-        rate_limits = RateLimits(settings)
-        await rate_limits.open()
+        rate_limits = RateLimits(settings, store)
         signaling = Signaling(settings, store, rate_limits)
         await signaling.start()
         sockets = socket.Sockets(signaling, rate_limits, app.state.trusted_proxies)

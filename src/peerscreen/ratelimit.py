@@ -1,10 +1,11 @@
 """Rate limits: per client address and per room, shared by all processes on one Redis.
 
-Calls are counted over moving windows: with Redis by the ``limits`` library, shared by
-every process; on the in-memory store (one process) by :class:`MovingWindows`, here, since
-the library's in-memory storage rescans every key, a thread hand-off each, on every call.
-This module names the limits, finds the client's address, and turns "over the limit"
-into a 429 that says when to retry.
+Calls are counted over moving windows by the room store (:meth:`Store.count_calls`): in
+this process on the in-memory store, in Redis for every process otherwise, so a limit
+holds whichever process a client reaches. Signals, counted on every message, use a token
+bucket per participant in each process instead (:class:`ParticipantBuckets`). This
+module names the limits, finds the client's address, and turns "over the limit" into a
+429 that says when to retry.
 """
 
 from __future__ import annotations
@@ -13,20 +14,15 @@ import ipaddress
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisClusterStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from starlette.types import Scope
 
 from .config import Settings
-from .errors import ErrorCode, PeerscreenError, StoreUnavailable
+from .errors import ErrorCode, PeerscreenError
+from .store import Store
 
 
 class Limit(StrEnum):
@@ -66,35 +62,13 @@ def _say_seconds(seconds: int) -> str:
 logger = logging.getLogger("peerscreen.ratelimit")
 
 
-def storage_for(settings: Settings) -> Storage | None:
-    """The shared storage of the limits, or None to count in this process."""
-    if settings.redis_url:
-        # The same driver as the room store (redis-py), failing as fast.
-        # One quick retry, as the room store does: a pooled connection that died with a
-        # Redis restart reconnects instead of failing its caller with a 503.
-        retry: Any = Retry(NoBackoff(), 1)
-        cluster = settings.redis_url.startswith("redis+cluster://")
-        return (RedisClusterStorage if cluster else RedisStorage)(
-            "async+" + settings.redis_url,
-            implementation="redispy",
-            socket_timeout=2.0,
-            socket_connect_timeout=1.0,
-            retry=retry,
-        )
-    return None
-
-
 class RateLimits:
-    """The configured limits, checked against one storage."""
+    """The configured limits, counted by the room store."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._storage = storage_for(settings)
-        self._limiter = (
-            MovingWindowRateLimiter(self._storage) if self._storage is not None else None
-        )
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._store = store
         # Signals are counted on every message, per participant: too many keys and calls
-        # for the shared storage (the in-memory one rescans every key to expire them).
-        # Each process keeps token buckets of its own instead; see ParticipantBuckets.
+        # for the shared store. Each process keeps token buckets of its own instead.
         self._signals = ParticipantBuckets(Limit.SIGNAL, parse(settings.rate_signal))
         self._items: dict[Limit, RateLimitItem] = {
             Limit.ROOMS: parse(settings.rate_rooms),
@@ -102,21 +76,6 @@ class RateLimits:
             Limit.CHAT: parse(settings.rate_chat),
             Limit.PASSCODE: parse(settings.rate_passcode),
         }
-        self._local = (
-            {limit: MovingWindows(item) for limit, item in self._items.items()}
-            if self._storage is None
-            else None
-        )
-
-    async def open(self) -> None:
-        """Connect before the first request: a Redis Cluster client that learns the
-        cluster's layout under concurrent first calls can fail some of them."""
-        if self._storage is None:
-            return
-        try:
-            await self._storage.check()
-        except Exception as exc:
-            logger.warning("rate-limit storage not reachable yet: %s", exc)
 
     async def check(self, limit: Limit, *keys: str) -> None:
         """Raise :class:`RateLimited` if the limit is used up, without counting a call."""
@@ -131,28 +90,11 @@ class RateLimits:
 
     async def _count(self, limit: Limit, keys: tuple[str, ...], count: bool) -> None:
         item = self._items[limit]
-        limiter = self._limiter
-        if limiter is None:
-            assert self._local is not None
-            retry_after = self._local[limit].count(keys, take=count)
-            if retry_after is not None:
-                raise RateLimited(limit, retry_after)
-            return
-        try:
-            if count:
-                allowed = await limiter.hit(item, limit.value, *keys)
-            else:
-                allowed = await limiter.test(item, limit.value, *keys)
-            if allowed:
-                return
-            stats = await limiter.get_window_stats(item, limit.value, *keys)
-        except (ConnectionError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        except Exception as exc:  # the Redis driver's own connection errors
-            if type(exc).__module__.startswith("redis"):
-                raise StoreUnavailable(str(exc)) from exc
-            raise
-        raise RateLimited(limit, max(1, math.ceil(stats.reset_time - time.time())))
+        retry_after = await self._store.count_calls(
+            "/".join((limit.value, *keys)), item.amount, float(item.get_expiry()), count
+        )
+        if retry_after is not None:
+            raise RateLimited(limit, retry_after)
 
 
 class ParticipantBuckets:
@@ -201,52 +143,6 @@ class ParticipantBuckets:
 
     def __len__(self) -> int:
         return len(self._buckets)
-
-
-class MovingWindows:
-    """Calls per key over a moving window, counted in this process, with no background
-    work: each key keeps the times of its calls in the last window (at most ``amount``
-    of them), oldest first, so a call costs O(1) and ``Retry-After`` is exact. Keys idle
-    for a whole window are forgotten every few thousand calls.
-    """
-
-    PRUNE_EVERY = 4096
-
-    def __init__(self, item: RateLimitItem, clock: Callable[[], float] = time.monotonic) -> None:
-        self.amount = item.amount
-        self.period = float(item.get_expiry())
-        self.clock = clock
-        self._calls_by_key: dict[tuple[str, ...], deque[float]] = {}
-        self._calls = 0
-
-    def count(self, key: tuple[str, ...], take: bool = True) -> int | None:
-        """Count one call (or, with ``take=False``, only look); None when it is within
-        the limit, else the seconds until one would be."""
-        now = self.clock()
-        times = self._calls_by_key.get(key)
-        if times is not None:
-            horizon = now - self.period
-            while times and times[0] <= horizon:
-                times.popleft()
-            if len(times) >= self.amount:
-                return max(1, math.ceil(times[0] + self.period - now))
-        if take:
-            if times is None:
-                times = self._calls_by_key[key] = deque(maxlen=self.amount)
-            times.append(now)
-            self._calls += 1
-            if self._calls % self.PRUNE_EVERY == 0:
-                self._prune(now)
-        return None
-
-    def _prune(self, now: float) -> None:
-        horizon = now - self.period
-        idle = [k for k, times in self._calls_by_key.items() if not times or times[-1] <= horizon]
-        for key in idle:
-            del self._calls_by_key[key]
-
-    def __len__(self) -> int:
-        return len(self._calls_by_key)
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

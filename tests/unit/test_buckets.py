@@ -1,11 +1,13 @@
-"""Per-participant token buckets (the signaling rate limit), on a fake clock."""
+"""Rate-limit counters on a fake clock: per-participant token buckets (signals) and
+the in-memory store's moving windows (every other limit)."""
 
 from __future__ import annotations
 
 import pytest
 from limits import parse
 
-from peerscreen.ratelimit import Limit, MovingWindows, ParticipantBuckets, RateLimited
+from peerscreen.ratelimit import Limit, ParticipantBuckets, RateLimited
+from peerscreen.store.windows import CallWindows
 
 
 class Clock:
@@ -45,45 +47,45 @@ def test_idle_buckets_are_forgotten() -> None:
     assert len(buckets) == 1
 
 
-def test_moving_windows_allow_the_amount_then_say_exactly_when_to_retry() -> None:
+def test_call_windows_allow_the_amount_then_say_exactly_when_to_retry() -> None:
     clock = Clock()
-    windows = MovingWindows(parse("50/hour"), clock)
+    windows = CallWindows(clock)
     for _ in range(50):
-        assert windows.count(("10.0.0.1",)) is None
+        assert windows.count("rooms/10.0.0.1", 50, 3600) is None
         clock.now += 10  # one call every 10 s: the first is 490 s old at the 50th
-    assert windows.count(("10.0.0.1",)) == 3600 - 500  # when the first call leaves
-    assert windows.count(("10.0.0.2",)) is None  # another address has its own count
+    assert windows.count("rooms/10.0.0.1", 50, 3600) == 3600 - 500  # when the first leaves
+    assert windows.count("rooms/10.0.0.2", 50, 3600) is None  # another address
     clock.now += 3600 - 500
-    assert windows.count(("10.0.0.1",)) is None  # the first left; the second has not
-    assert windows.count(("10.0.0.1",)) == 10
+    assert windows.count("rooms/10.0.0.1", 50, 3600) is None  # the first left
+    assert windows.count("rooms/10.0.0.1", 50, 3600) == 10
 
 
 def test_a_moving_window_never_asks_to_wait_longer_than_the_window() -> None:
     clock = Clock()
-    windows = MovingWindows(parse("3/2seconds"), clock)
+    windows = CallWindows(clock)
     for _ in range(3):
-        assert windows.count(("k",)) is None
+        assert windows.count("k", 3, 2.0) is None
         clock.now += 0.01
-    retry = windows.count(("k",))
+    retry = windows.count("k", 3, 2.0)
     assert retry is not None and 1 <= retry <= 2
 
 
 def test_looking_at_a_limit_counts_nothing() -> None:
-    windows = MovingWindows(parse("1/minute"), Clock())
+    windows = CallWindows(Clock())
     for _ in range(5):
-        assert windows.count(("k",), take=False) is None
-    assert windows.count(("k",)) is None
-    assert windows.count(("k",)) is not None
+        assert windows.count("k", 1, 60, take=False) is None
+    assert windows.count("k", 1, 60) is None
+    assert windows.count("k", 1, 60) is not None
 
 
 def test_idle_keys_are_forgotten_and_memory_per_key_is_bounded() -> None:
     clock = Clock()
-    windows = MovingWindows(parse("5/minute"), clock)
+    windows = CallWindows(clock)
     for n in range(100):
-        windows.count((f"10.0.0.{n}",))
+        windows.count(f"api/10.0.0.{n}", 5, 60)
     for _ in range(50):
-        windows.count(("busy",))  # refused past 5: kept times stay at 5
-    assert len(windows._calls_by_key[("busy",)]) == 5
+        windows.count("busy", 5, 60)  # refused past 5: the kept times stay at 5
+    assert len(windows._times["busy"][1]) == 5
     clock.now += 61
-    windows._prune(clock.now)
+    windows.prune()
     assert len(windows) == 0

@@ -513,3 +513,19 @@ async def test_a_mailbox_channel_lingers_after_its_reader_then_is_dropped(
             assert store.listened_channels() == 1
     finally:
         await store.close()
+
+
+async def test_calls_are_counted_over_a_moving_window(store: Store) -> None:
+    for _ in range(3):
+        assert await store.count_calls("rooms/10.0.0.1", 3, 2.0, True) is None
+    wait = await store.count_calls("rooms/10.0.0.1", 3, 2.0, True)
+    assert wait is not None and 1 <= wait <= 2
+    assert await store.count_calls("rooms/10.0.0.1", 3, 2.0, False) is not None
+    assert await store.count_calls("rooms/10.0.0.2", 3, 2.0, True) is None  # its own count
+    assert await store.count_calls("api/10.0.0.3", 1, 60.0, False) is None  # looking only
+    assert await store.count_calls("api/10.0.0.3", 1, 60.0, True) is None
+
+    async def allowed_again() -> bool:
+        return await store.count_calls("rooms/10.0.0.1", 3, 2.0, False) is None
+
+    await eventually(allowed_again, timeout=3.0)

@@ -347,6 +347,13 @@ class Store(ABC):
     async def chat_history(self, room_id: str) -> list[Message]:
         """The kept chat messages, oldest first."""
 
+    # rate limits
+    @abstractmethod
+    async def count_calls(self, key: str, amount: int, period: float, take: bool) -> int | None:
+        """Calls per key over a moving window, counted for every process that shares the
+        store: None when one more is within ``amount`` per ``period`` seconds (and, with
+        ``take``, it is counted), else the whole seconds until one would be."""
+
     # presence
     @abstractmethod
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:

@@ -21,6 +21,7 @@ from .base import (
     Store,
     ViewerRecord,
 )
+from .windows import CallWindows
 
 SWEEP_INTERVAL = 5.0
 
@@ -75,6 +76,7 @@ class MemoryStore(Store):
         super().__init__()
         self._rooms: dict[str, _Room] = {}
         self._seen: dict[tuple[str, str], float] = {}
+        self._calls = CallWindows()
         self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -298,6 +300,9 @@ class MemoryStore(Store):
     async def chat_history(self, room_id: str) -> list[Message]:
         room = self._room(room_id)
         return list(room.chat) if room is not None else []
+
+    async def count_calls(self, key: str, amount: int, period: float, take: bool) -> int | None:
+        return self._calls.count(key, amount, period, take)
 
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
         room = self._room(room_id)

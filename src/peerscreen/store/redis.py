@@ -15,6 +15,7 @@ script can update them together on a cluster as on a single Redis. Every key car
 ``room:{id}:offer:taker``      the viewer that took it
 ``room:{id}:seen``             hash: participant id -> unix time last seen
 ``room:{id}:chat``             list: the last chat messages, oldest first
+``peerscreen:calls:<key>``     list: times of a rate-limited key's calls in its window
 ``peerscreen:seen``            sorted set: ``<room> <pid>`` by when last seen (all rooms)
 ``room:{id}:departed``         hash: viewer id -> token digest of viewers that left
 ``room:{id}:pending``          hash: bytes held in mailboxes: ``*`` all of the room's,
@@ -36,6 +37,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
@@ -190,6 +192,24 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[2])
 redis.call('SPUBLISH', ARGV[3], ARGV[4])
 return 1
+"""
+
+# KEYS: the key's call times (ms, Redis's clock), newest first. ARGV: amount, period (ms),
+# take (0/1). Returns -1 when within the limit, else the ms until a call would be.
+_COUNT_CALLS = """
+local amount, period = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if redis.call('LLEN', KEYS[1]) >= amount then
+  local oldest = tonumber(redis.call('LINDEX', KEYS[1], amount - 1))
+  if oldest > now - period then return oldest + period - now end
+end
+if ARGV[3] == '1' then
+  redis.call('LPUSH', KEYS[1], now)
+  redis.call('LTRIM', KEYS[1], 0, amount - 1)
+  redis.call('PEXPIRE', KEYS[1], period)
+end
+return -1
 """
 
 _ADD_VIEWER = """
@@ -395,6 +415,7 @@ class RedisStore(Store):
         self._create_room = self._redis.register_script(_CREATE_ROOM)
         self._set_access = self._redis.register_script(_SET_ACCESS)
         self._put_room_offer = self._redis.register_script(_PUT_ROOM_OFFER)
+        self._count_calls = self._redis.register_script(_COUNT_CALLS)
         # Names this process in what it publishes, so it skips its own notifications:
         # it has woken its readers already, with the message in hand.
         self._origin = secrets.token_hex(8)
@@ -733,6 +754,14 @@ class RedisStore(Store):
     async def chat_history(self, room_id: str) -> list[Message]:
         raw = cast(list[str], await self._call("LRANGE", f"room:{{{room_id}}}:chat", 0, -1))
         return [json.loads(text) for text in raw]
+
+    @_guarded
+    async def count_calls(self, key: str, amount: int, period: float, take: bool) -> int | None:
+        wait_ms = await self._run(
+            self._count_calls, [f"peerscreen:calls:{key}"], [amount, _ms(period), int(take)]
+        )
+        wait_ms = int(wait_ms)
+        return None if wait_ms < 0 else max(1, math.ceil(wait_ms / 1000))
 
     @_guarded
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
