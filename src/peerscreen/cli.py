@@ -96,6 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     level = settings.log_level.lower()
     configure_logging(level)
+    if settings.redis_url:
+        import asyncio
+
+        from .store.redis import unsupported_redis
+
+        problem = asyncio.run(unsupported_redis(settings.redis_url))
+        if problem is not None:
+            print(f"peerscreen: redis_url: {problem}", file=sys.stderr)
+            return 2
     turn = None
     if settings.turn:
         from .turn import LocalTurn, TurnNotInstalled

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from peerscreen.cli import build_parser, main, settings_from_args
 from peerscreen.config import Settings
+
+from ..support.processes import RedisServer
 
 
 def test_help_lists_every_setting_with_its_environment_variable(
@@ -68,3 +72,40 @@ def test_redis_urls_that_work() -> None:
     cluster = Settings(redis_url=" redis+cluster://10.0.0.1:7000,10.0.0.2:7000 ")
     assert cluster.redis_url == "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
     assert Settings(redis_url="").redis_url is None
+
+
+async def _fake_old_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Just enough of a Redis 6.2 to answer INFO (no Redis 6 runs here)."""
+    try:
+        while line := await reader.readline():
+            if not line.startswith(b"*"):
+                continue
+            words = []
+            for _ in range(int(line[1:])):
+                await reader.readline()  # $length
+                words.append((await reader.readline()).strip().upper())
+            if words and words[0] == b"INFO":
+                body = b"# Server\r\nredis_version:6.2.14\r\n"
+                writer.write(b"$%d\r\n%s\r\n" % (len(body), body))
+            else:
+                writer.write(b"+OK\r\n")
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def test_a_redis_older_than_7_is_refused_with_the_reason(redis_server: RedisServer) -> None:
+    from peerscreen.store.redis import unsupported_redis
+
+    server = await asyncio.start_server(_fake_old_redis, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        problem = await unsupported_redis(f"redis://127.0.0.1:{port}/0")
+        assert problem is not None and "6.2.14" in problem and "Redis 7.0 or later" in problem
+        cluster = await unsupported_redis(f"redis+cluster://127.0.0.1:{port}")
+        assert cluster is not None and "6.2.14" in cluster
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert await unsupported_redis(redis_server.url) is None  # the real one here is 7
+    assert await unsupported_redis("redis://127.0.0.1:1/0") is None  # down: start anyway

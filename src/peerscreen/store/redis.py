@@ -392,6 +392,36 @@ return total
 """
 
 
+MIN_REDIS = (7, 0)
+"""Sharded pub/sub (SSUBSCRIBE, SPUBLISH) arrived in Redis 7.0."""
+
+
+async def unsupported_redis(url: str) -> str | None:
+    """Why the Redis at ``url`` cannot serve peerscreen (too old), or None: also when it
+    cannot be reached now, since the server starts without Redis and waits for it."""
+    if url.startswith("redis+cluster://"):
+        from .redis_cluster import parse_cluster_url
+
+        (host, port), *_ = parse_cluster_url(url)[0]
+        client = aioredis.Redis(host=host, port=port, socket_connect_timeout=1.0, protocol=2)
+    else:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0, protocol=2)
+    try:
+        info = await client.info("server")
+    except (RedisError, OSError):
+        return None
+    finally:
+        await client.aclose()
+    text = str(info.get("redis_version", "0"))
+    version = tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
+    if version >= MIN_REDIS:
+        return None
+    return (
+        f"this Redis is version {text}; peerscreen needs Redis 7.0 or later (sharded "
+        "pub/sub carries its notifications between processes)"
+    )
+
+
 class RedisStore(Store):
     """Rooms in Redis, shared by every process that uses the same URL."""
 
