@@ -347,21 +347,10 @@ class Peerscreen(Target):
 
             made = await bounded_gather([make_pair] * pairs, CONNECT_CONCURRENCY)
 
-        async def connect(port: int, room_id: str, token: str) -> ClientConnection:
-            ws = await websockets.connect(
-                f"ws://127.0.0.1:{port}/api/rooms/{room_id}/ws",
-                ping_interval=None,
-                max_queue=None,
-            )
-            await ws.send(json.dumps({"type": "hello", "token": token}))
-            welcome = json.loads(await ws.recv())
-            assert welcome["type"] == "welcome", welcome
-            return ws
-
         jobs: list[Callable[[], Awaitable[Any]]] = []
         for room, viewer in made:
-            jobs.append(partial(connect, self.ports[0], room["roomId"], room["hostToken"]))
-            jobs.append(partial(connect, viewers_port, room["roomId"], viewer["viewerToken"]))
+            jobs.append(partial(self._connect, self.ports[0], room["roomId"], room["hostToken"]))
+            jobs.append(partial(self._connect, viewers_port, room["roomId"], viewer["viewerToken"]))
         sockets = await bounded_gather(jobs, CONNECT_CONCURRENCY)
         self.sockets = sockets
         for i, (_room, viewer) in enumerate(made):
@@ -381,18 +370,24 @@ class Peerscreen(Target):
         viewer = (
             await http.post(f"http://127.0.0.1:{viewers}/api/rooms/{room['roomId']}/viewers")
         ).json()
-        sockets = []
-        for port, token in ((hosts, room["hostToken"]), (viewers, viewer["viewerToken"])):
-            ws = await websockets.connect(
-                f"ws://127.0.0.1:{port}/api/rooms/{room['roomId']}/ws", ping_interval=None
-            )
-            await ws.send(json.dumps({"type": "hello", "token": token}))
-            assert json.loads(await ws.recv())["type"] == "welcome"
-            sockets.append(ws)
+        sockets = [
+            await self._connect(hosts, room["roomId"], room["hostToken"]),
+            await self._connect(viewers, room["roomId"], viewer["viewerToken"]),
+        ]
         elapsed = time.perf_counter() - started
         for ws in sockets:
             await ws.close()
         return elapsed
+
+    async def _connect(self, port: int, room_id: str, token: str) -> ClientConnection:
+        """A participant's socket, open and authenticated."""
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{port}/api/rooms/{room_id}/ws", ping_interval=None, max_queue=None
+        )
+        await ws.send(json.dumps({"type": "hello", "token": token}))
+        welcome = json.loads(await ws.recv())
+        assert welcome["type"] == "welcome", welcome
+        return ws
 
     async def close(self) -> None:
         await super().close()
@@ -485,22 +480,23 @@ class PeerJS(Target):
             "100000",
         ]
 
-    async def open_pairs(self, pairs: int) -> None:
-        async def connect(peer_id: str) -> ClientConnection:
-            ws = await websockets.connect(
-                f"ws://127.0.0.1:{self.port}/peerjs?key=peerjs&id={peer_id}&token=t{peer_id}",
-                ping_interval=None,
-                max_queue=None,
-            )
-            opened = json.loads(await ws.recv())
-            assert opened["type"] == "OPEN", opened
-            return ws
+    async def _connect(self, peer_id: str) -> ClientConnection:
+        """A peer's socket, open (PeerJS answers OPEN)."""
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{self.port}/peerjs?key=peerjs&id={peer_id}&token=t{peer_id}",
+            ping_interval=None,
+            max_queue=None,
+        )
+        opened = json.loads(await ws.recv())
+        assert opened["type"] == "OPEN", opened
+        return ws
 
+    async def open_pairs(self, pairs: int) -> None:
         ids = [(f"h{i}", f"v{i}") for i in range(pairs)]
         jobs: list[Callable[[], Awaitable[Any]]] = []
         for host_id, viewer_id in ids:
-            jobs.append(partial(connect, host_id))
-            jobs.append(partial(connect, viewer_id))
+            jobs.append(partial(self._connect, host_id))
+            jobs.append(partial(self._connect, viewer_id))
         sockets = await bounded_gather(jobs, CONNECT_CONCURRENCY)
         self.sockets = sockets
         for i, (_host_id, viewer_id) in enumerate(ids):
@@ -512,14 +508,7 @@ class PeerJS(Target):
     async def setup(self, n: int) -> float:
         """Two peers' sockets open (PeerJS has no rooms: that is all it does)."""
         started = time.perf_counter()
-        sockets = []
-        for peer_id in (f"sh{n}", f"sv{n}"):
-            ws = await websockets.connect(
-                f"ws://127.0.0.1:{self.port}/peerjs?key=peerjs&id={peer_id}&token=t{peer_id}",
-                ping_interval=None,
-            )
-            assert json.loads(await ws.recv())["type"] == "OPEN"
-            sockets.append(ws)
+        sockets = [await self._connect(f"sh{n}"), await self._connect(f"sv{n}")]
         elapsed = time.perf_counter() - started
         for ws in sockets:
             await ws.close()
