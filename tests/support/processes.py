@@ -54,6 +54,38 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
         process.wait()
 
 
+def _redis_command(port: int, *words: str) -> bytes:
+    """Send one command in RESP to a local redis-server; the raw reply."""
+    payload = f"*{len(words)}\r\n".encode()
+    for word in words:
+        payload += f"${len(word.encode())}\r\n{word}\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(payload)
+        return sock.recv(65536)
+
+
+def start_redis(binary: str, port: int, folder: str, *extra: str) -> subprocess.Popen[bytes]:
+    """A redis-server on loopback with no persistence, its files in ``folder``."""
+    return subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            folder,
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 class RedisServer:
     """A private redis-server: no persistence, loopback only, stopped by PID."""
 
@@ -71,50 +103,18 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.process = start_redis(self.binary, self.port, self.dir, "--protected-mode", "yes")
         wait_until(self._answers, 10, f"redis-server on port {self.port}")
 
     def _answers(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+        return _redis_command(self.port, "PING").startswith(b"+PONG")
 
     def stop(self) -> None:
         stop_process(self.process)
         self.process = None
 
     def flush(self) -> None:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall(b"FLUSHALL\r\n")
-            sock.recv(16)
-
-
-def _redis_command(port: int, *words: str) -> bytes:
-    """Send one command in RESP to a local redis-server; the raw reply."""
-    payload = f"*{len(words)}\r\n".encode()
-    for word in words:
-        payload += f"${len(word.encode())}\r\n{word}\r\n".encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-        sock.sendall(payload)
-        return sock.recv(65536)
+        _redis_command(self.port, "FLUSHALL")
 
 
 def cluster_port() -> int:
@@ -160,28 +160,16 @@ class RedisClusterServers:
     def start(self) -> RedisClusterServers:
         for port in self.ports:
             self.processes.append(
-                subprocess.Popen(
-                    [
-                        self.binary,
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        f"{self.dir}/nodes-{port}.conf",
-                        "--cluster-node-timeout",
-                        "2000",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--dir",
-                        self.dir,
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                start_redis(
+                    self.binary,
+                    port,
+                    self.dir,
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    f"{self.dir}/nodes-{port}.conf",
+                    "--cluster-node-timeout",
+                    "2000",
                 )
             )
         for port in self.ports:
