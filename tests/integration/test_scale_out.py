@@ -33,10 +33,15 @@ async def fire(member: SocketMember, messages: list[dict[str, Any]]) -> list[dic
     return [await asyncio.wait_for(member.replies.get(), 30) for _ in messages]
 
 
-async def collect(member: Member, count: int) -> list[dict[str, Any]]:
+async def candidates(member: Member, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    """The first ``count`` candidates the member receives (other messages are skipped)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     got: list[dict[str, Any]] = []
     while len(got) < count:
-        got.extend(await member._fetch(30))
+        left = deadline - loop.time()
+        assert left > 0, f"{member.participant_id}: {len(got)} of {count} candidates arrived"
+        got.extend(m for m in await member._fetch(left) if m["type"] == "candidate")
     return got
 
 
@@ -77,20 +82,14 @@ async def test_a_burst_larger_than_the_redis_pool_arrives_once_and_in_order(
         for reply in replies:
             assert all(r["type"] == "accepted" for r in reply), reply
         # The host also hears of each viewer joining: keep the candidates only.
-        received = [
-            m for m in await collect(host, SENDS * VIEWERS + VIEWERS) if m["type"] == "candidate"
-        ]
-        while len(received) < SENDS * VIEWERS:
-            received.extend(m for m in await collect(host, 1) if m["type"] == "candidate")
+        received = await candidates(host, SENDS * VIEWERS)
         for viewer in viewers:
             mine = [
                 m["candidate"]["candidate"] for m in received if m["from"] == viewer.participant_id
             ]
             assert mine == [candidate(n)["candidate"] for n in range(SENDS)], viewer.participant_id
         for viewer in viewers:
-            got = [m for m in await collect(viewer, SENDS) if m["type"] == "candidate"]
-            while len(got) < SENDS:
-                got.extend(m for m in await collect(viewer, 1) if m["type"] == "candidate")
+            got = await candidates(viewer, SENDS)
             assert [m["candidate"]["candidate"] for m in got] == [
                 candidate(n)["candidate"] for n in range(SENDS)
             ]
