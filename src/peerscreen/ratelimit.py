@@ -11,7 +11,6 @@ module names the limits, finds the client's address, and turns "over the limit" 
 from __future__ import annotations
 
 import ipaddress
-import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -57,9 +56,6 @@ def _say_seconds(seconds: int) -> str:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
     minutes = math.ceil(seconds / 60)
     return f"{minutes} minutes"
-
-
-logger = logging.getLogger("peerscreen.ratelimit")
 
 
 class RateLimits:

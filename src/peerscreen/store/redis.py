@@ -85,7 +85,7 @@ def _guarded(
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        gate: asyncio.Semaphore | None = getattr(args[0], "_gate", None)
+        gate = cast(RedisStore, args[0])._gate
         try:
             if gate is None:
                 return await method(*args, **kwargs)
@@ -426,6 +426,8 @@ class RedisStore(Store):
     """Rooms in Redis, shared by every process that uses the same URL."""
 
     kind = "redis"
+    _gate: asyncio.Semaphore | None = None
+    """Bounds calls in flight, for clients that fail rather than wait when busy."""
 
     def __init__(self, url: str, max_connections: int = 100) -> None:
         super().__init__()
