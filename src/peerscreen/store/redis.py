@@ -566,7 +566,7 @@ class RedisStore(Store):
 
     @_guarded
     async def ping(self) -> None:
-        await self._redis.ping()
+        await self._call("PING")  # on the connection the store's calls use
         if not self._channels.healthy:
             # Calls would work, but pushes from other processes would not arrive.
             raise StoreUnavailable("the notification connection to Redis is down")
