@@ -79,6 +79,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: bytes | None = None
         self._done = False
+        self._heads_completed = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -130,13 +131,27 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._done:
             return
-        if self._in_head:
-            self._start_head_timer()
+        if not self._in_head:
+            super().data_received(data)
+            return
+        self._start_head_timer()
+        room = MAX_HEAD_BYTES + 4 - self._head_bytes  # 4: the blank line ending the head
+        if len(data) <= room:
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES + 4:  # the blank line ending the head
-                self._refuse(_head_too_large(f"more than {MAX_HEAD_BYTES // 1024} KB"))
-                return
-        super().data_received(data)
+            super().data_received(data)
+            return
+        # The chunk may hold the end of the head and then a body or the next request:
+        # only the bytes up to the head's end count, so parse what the limit allows and
+        # look whether the head ended inside it.
+        heads = self._heads_completed
+        self._head_bytes += room
+        super().data_received(data[:room])
+        if self._done or self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return  # refused, closed, or upgraded to a WebSocket (which drops early frames)
+        if self._heads_completed == heads:
+            self._refuse(_head_too_large(f"more than {MAX_HEAD_BYTES // 1024} KB"))
+            return
+        self.data_received(data[room:])
 
     def send_400_response(self, msg: str) -> None:
         # A limit that a parser callback enforced surfaces as a parser error.
@@ -164,6 +179,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._heads_completed += 1
         self._head_bytes = 0
         self._stop_head_timer()
         super().on_headers_complete()

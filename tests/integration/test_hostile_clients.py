@@ -300,6 +300,28 @@ async def test_oversized_request_heads_get_431(memory_server: ServerProcess) -> 
     assert status_of(await exchange(port, normal + b"Connection: close\r\n\r\n")) == 200
 
 
+async def test_head_limit_counts_only_the_head(memory_server: ServerProcess) -> None:
+    """A head and a large body in one packet are a body too large, not a head too large;
+    a request pipelined behind a body is its own head, counted from its first byte."""
+    port = memory_server.port
+    body = b'{"roomId": "x", "desc": {"type": "offer", "sdp": "' + b"a" * 70_000 + b'"}}'
+    post = (
+        b"POST /api/offer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    ) + body
+    response = await exchange(port, post)
+    assert status_of(response) == 413, response[:200]
+    assert b'"payload_too_large"' in response
+    # 60 KB of head, a small body, then a second request: the second head starts past the
+    # first 64 KB of the packet and is still served.
+    padding = b"".join(b"X-%d: %s\r\n" % (i, b"p" * 1_000) for i in range(60))
+    first = b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + padding + b"Content-Length: 3\r\n\r\nabc"
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response = await exchange(port, first + second)
+    statuses = [int(part[:3]) for part in response.split(b"HTTP/1.1 ")[1:]]
+    assert len(statuses) == 2 and statuses[1] == 200, response[:400]
+
+
 async def test_slow_request_heads_are_closed_in_time(
     start_server: Callable[..., ServerProcess],
 ) -> None:
