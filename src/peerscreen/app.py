@@ -33,6 +33,7 @@ from .ratelimit import (
     Network,
     RateLimited,
     RateLimits,
+    client_address,
     client_ip_of,
     is_trusted,
     parse_networks,
@@ -40,6 +41,7 @@ from .ratelimit import (
 from .signaling import Signaling
 from .store import create_store
 from .web_security import SecurityHeaders
+from .websocket import Handler, Refused, UpgradeRequest, WebSocketProtocol
 
 logger = logging.getLogger("peerscreen")
 
@@ -179,25 +181,34 @@ class PeerscreenApp:
         return self._route(scope, receive, send)
 
     def _route(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        # Returns the handler's coroutine rather than awaiting it: one stack frame less
-        # for each of thousands of idle sockets.
         if scope["type"] == "websocket":
-            sockets: socket.Sockets = self.api.state.sockets
-            return sockets(scope, receive, send)
+            return _no_asgi_websockets(receive, send)
         return self.api(scope, receive, send)
+
+    def accept_socket(self, ws: WebSocketProtocol, request: UpgradeRequest) -> Handler:
+        """The handler of a WebSocket upgrade (see :mod:`peerscreen.websocket`); a
+        PeerscreenError refuses the handshake with its HTTP status."""
+        sockets: socket.Sockets | None = getattr(self.api.state, "sockets", None)
+        if sockets is None:
+            raise StoreUnavailable("not started")
+        peer = request.peer[0] if request.peer else None
+        forwarded = request.headers.get(b"x-forwarded-for")
+        client_ip = client_address(
+            peer, forwarded.decode("latin-1") if forwarded else None, self.proxies
+        )
+        # A proxy carries many clients: the cap applies to the one it names.
+        proxied = peer is not None and self.proxies and is_trusted(peer, self.proxies)
+        if proxied and not self.gate.admit(id(ws), client_ip):
+            return Refused(ws, self.gate.refusal().close_code, "Too many connections")
+        return sockets.accept(ws, request.path, client_ip)
+
+    def socket_closed(self, ws: WebSocketProtocol) -> None:
+        self.gate.release(id(ws))
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         holder = id(scope)
         if not self.gate.admit(holder, client_ip_of(scope, self.proxies)):
             error = self.gate.refusal()
-            if scope["type"] == "websocket":
-                if (await receive())["type"] == "websocket.connect":
-                    await send({"type": "websocket.accept"})
-                    reason = "Too many connections"
-                    await send(
-                        {"type": "websocket.close", "code": error.close_code, "reason": reason}
-                    )
-                return
             response = error_response(error)
             response.headers["Retry-After"] = "5"
             await response(scope, receive, send)
@@ -206,6 +217,12 @@ class PeerscreenApp:
             await self._route(scope, receive, send)
         finally:
             self.gate.release(holder)
+
+
+async def _no_asgi_websockets(receive: Receive, send: Send) -> None:
+    """WebSockets are served by peerscreen's own protocol (``peerscreen serve``), not ASGI."""
+    if (await receive())["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 1008})
 
 
 def create_app(settings: Settings | None = None) -> PeerscreenApp:
@@ -224,7 +241,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
         rate_limits = RateLimits(settings, store)
         signaling = Signaling(settings, store, rate_limits)
         await signaling.start()
-        sockets = socket.Sockets(signaling, rate_limits, app.state.trusted_proxies)
+        sockets = socket.Sockets(signaling, rate_limits)
         await sockets.start()
         app.state.signaling = signaling
         app.state.sockets = sockets

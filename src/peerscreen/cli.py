@@ -17,7 +17,6 @@ from pydantic import SecretStr, ValidationError
 from . import __version__
 from .config import Settings
 from .logs import configure as configure_logging
-from .protocol import MAX_BODY_BYTES
 
 
 def _env_names(name: str) -> str:
@@ -139,8 +138,8 @@ def run(settings: Settings, level: str) -> None:
 
     files = raise_file_limit()
     logging.getLogger("peerscreen").info("open-file limit: %d", files)
-    http_protocol, ws_protocol = protocols(settings, parse_networks(settings.trusted_proxies))
     app = create_app(settings)
+    http_protocol, ws_protocol = protocols(settings, parse_networks(settings.trusted_proxies), app)
     config = uvicorn.Config(
         app,
         http=http_protocol,
@@ -151,15 +150,11 @@ def run(settings: Settings, level: str) -> None:
         # Query strings carry no tokens, but request lines still say nothing worth
         # logging per call at info level; errors are logged by the app.
         access_log=level == "debug",
-        # One message at most: a client cannot make the server buffer more per socket.
-        ws_max_size=MAX_BODY_BYTES,
-        # Signaling messages are small and short-lived: compressing them costs more CPU
-        # than it saves bytes, and each connection's zlib state costs tens of kilobytes.
-        ws_per_message_deflate=False,
-        # The server pings at the application level (a message the page can see and
-        # answer); protocol pings would only double the timers per connection.
+        # peerscreen's own WebSocket protocol (websocket.py): no per-message deflate
+        # (compressing 200-byte messages costs more CPU than it saves, and zlib state
+        # tens of kilobytes a socket), no protocol pings (the server pings at the
+        # application level, a message the page can see and answer).
         ws=ws_protocol,
-        ws_ping_interval=None,
         # Forwarded headers are trusted only from configured proxies, by the app itself.
         proxy_headers=False,
         interface="asgi3",  # PeerscreenApp returns coroutines rather than being one

@@ -6,8 +6,10 @@ and WebSocket clients as an ``error`` message or a close code of ``4000 + status
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 
 
@@ -32,6 +34,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     HEADERS_TOO_LARGE = "headers_too_large"
     REQUEST_TIMEOUT = "request_timeout"
+    UPGRADE_REQUIRED = "upgrade_required"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -55,6 +58,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOO_MANY_CONNECTIONS: 429,
     ErrorCode.HEADERS_TOO_LARGE: 431,
     ErrorCode.REQUEST_TIMEOUT: 408,
+    ErrorCode.UPGRADE_REQUIRED: 426,
 }
 
 
@@ -77,6 +81,22 @@ class PeerscreenError(Exception):
 
     def to_json(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code.value, "message": self.message}}
+
+    def http_response(self, extra_headers: bytes = b"") -> bytes:
+        """A complete HTTP/1.1 response carrying this error, closing the connection: for
+        the layers below the web framework (request heads, WebSocket handshakes)."""
+        body = json.dumps(self.to_json()).encode()
+        status = HTTPStatus(self.status)
+        return b"".join(
+            [
+                b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode()),
+                b"content-type: application/json\r\n",
+                b"content-length: %d\r\n" % len(body),
+                extra_headers,
+                b"connection: close\r\n\r\n",
+                body,
+            ]
+        )
 
 
 class StoreUnavailable(PeerscreenError):

@@ -3,7 +3,8 @@
 uvicorn parses request heads without a size limit, a count limit or a deadline, and lets
 one address open as many connections as it likes: a client could hold memory with a head
 that never ends, or every file descriptor with connections that never finish a request.
-These subclasses of uvicorn's httptools and WebSocket protocols add:
+A subclass of uvicorn's httptools protocol adds, and the WebSocket protocol that takes
+over at an upgrade (peerscreen's own, :mod:`peerscreen.websocket`) shares:
 
 - a deadline for each request head (``header_timeout``): 408, then the connection closes;
 - limits on the head: 16 KB a header line, 64 KB in all, 100 header lines: 431;
@@ -11,28 +12,30 @@ These subclasses of uvicorn's httptools and WebSocket protocols add:
   WebSocket together (connections from trusted proxies are not counted here: the
   application counts their clients instead): 429, then the connection closes;
 - a WebSocket client that reads nothing for ``heartbeat_timeout`` while the server has
-  data for it is dropped;
-- no WebSocket frame log, whose hello frames would carry tokens.
+  data for it is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import resource
 import socket
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
 from .errors import ErrorCode, PeerscreenError
 from .gate import ConnectionGate
+from .protocol import MAX_BODY_BYTES
 from .ratelimit import Network
+from .websocket import Handler, UpgradeRequest, WebSocketProtocol
+
+if TYPE_CHECKING:
+    from .app import PeerscreenApp
 
 logger = logging.getLogger("peerscreen.http")
 
@@ -41,24 +44,6 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
 LINGER = 1.0
 """Seconds a refused connection stays open to drain what the client was still sending."""
-
-_FRAME_LOGGER = logging.getLogger("peerscreen.wsframes")
-_FRAME_LOGGER.setLevel(logging.WARNING)  # not even "connection open" for every socket
-
-
-def _error_bytes(error: PeerscreenError, extra: bytes = b"") -> bytes:
-    """A complete response that refuses the request and closes the connection."""
-    body = json.dumps(error.to_json()).encode()
-    return b"".join(
-        [
-            STATUS_LINE[error.status],
-            b"content-type: application/json\r\n",
-            b"content-length: " + str(len(body)).encode() + b"\r\n",
-            extra,
-            b"connection: close\r\n\r\n",
-            body,
-        ]
-    )
 
 
 class _HeadRefused(Exception):
@@ -112,7 +97,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _refuse(self, error: PeerscreenError, extra: bytes = b"") -> None:
         self._done = True
         self._stop_head_timer()
-        self._answer_and_close(_error_bytes(error, extra))
+        self._answer_and_close(error.http_response(extra))
 
     def _answer_and_close(self, response: bytes) -> None:
         """Send the refusal, then read and drop what the client still sends for a moment
@@ -169,11 +154,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_lines += 1
         if self._header_lines > MAX_HEADERS:
-            self._refusal = _error_bytes(_head_too_large(f"more than {MAX_HEADERS} lines"))
+            self._refusal = _head_too_large(f"more than {MAX_HEADERS} lines").http_response()
             raise _HeadRefused
         if len(name) + len(value) > MAX_HEADER_LINE:
             line = f"a line over {MAX_HEADER_LINE // 1024} KB"
-            self._refusal = _error_bytes(_head_too_large(line))
+            self._refusal = _head_too_large(line).http_response()
             raise _HeadRefused
         super().on_header(name, value)
 
@@ -194,51 +179,27 @@ def _head_too_large(what: str) -> PeerscreenError:
     return PeerscreenError(ErrorCode.HEADERS_TOO_LARGE, f"Request headers too large: {what}.")
 
 
-class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, releasing the connection's place at the gate,
-    logging no frames, and dropping a client that stops reading.
-
-    A client that does not read makes every send to it wait (flow control): left alone,
-    it would hold its mail, its buffers and whatever waits on it for ever.
-    """
+class GuardedWebSocketProtocol(WebSocketProtocol):
+    """peerscreen's WebSocket protocol, releasing the connection's place at the gates."""
 
     gate: ClassVar[ConnectionGate]
-    write_stall_timeout: ClassVar[float]
+    app: ClassVar[PeerscreenApp]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.conn.logger = _FRAME_LOGGER
-        self.conn.debug = False
-        self._stall_timer: asyncio.TimerHandle | None = None
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self._stall_timer is None:
-            self._stall_timer = self.loop.call_later(self.write_stall_timeout, self._stalled)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
-
-    def _stalled(self) -> None:
-        self._stall_timer = None
-        logger.info("dropped a WebSocket that read nothing for %g s", self.write_stall_timeout)
-        self.transport.abort()
+    def accept(self, request: UpgradeRequest) -> Handler:
+        return self.app.accept_socket(self, request)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.gate.release(id(self.transport))
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+        if self.transport is not None:
+            self.gate.release(id(self.transport))
+        self.app.socket_closed(self)
         super().connection_lost(exc)
 
 
 def protocols(
-    settings: Settings, proxies: list[Network]
+    settings: Settings, proxies: list[Network], app: PeerscreenApp
 ) -> tuple[type[GuardedHttpProtocol], type[GuardedWebSocketProtocol]]:
-    """The HTTP and WebSocket protocol classes for uvicorn, sharing one gate."""
+    """The HTTP and WebSocket protocol classes for uvicorn, sharing one gate; the
+    WebSocket protocol hands each socket to ``app``."""
     gate = ConnectionGate(settings.max_connections_per_client, proxies)
     http = type(
         "PeerscreenHttpProtocol",
@@ -248,7 +209,13 @@ def protocols(
     ws = type(
         "PeerscreenWebSocketProtocol",
         (GuardedWebSocketProtocol,),
-        {"gate": gate, "write_stall_timeout": settings.heartbeat_timeout},
+        {
+            "gate": gate,
+            "app": app,
+            # One message at most: a client cannot make the server buffer more per socket.
+            "max_message": MAX_BODY_BYTES,
+            "write_stall_timeout": settings.heartbeat_timeout,
+        },
     )
     return http, ws
 

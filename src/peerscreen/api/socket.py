@@ -1,10 +1,12 @@
 """The participant WebSocket: push delivery of its mailbox, and a way to send signals.
 
-This endpoint speaks ASGI directly rather than through the web framework: a signaling
-server holds thousands of mostly idle sockets, and each framework layer costs kilobytes
-per socket and microseconds per message. An idle connection here is one object and the
-server's own reader task; mail is delivered by a short task started when mail arrives,
-and one ticker per process pings every socket and drops the silent ones.
+The socket runs on peerscreen's own WebSocket protocol (:mod:`peerscreen.websocket`),
+not through ASGI: a signaling server holds thousands of mostly idle sockets, and each
+layer costs kilobytes per socket and microseconds per message. An idle connection here
+is its protocol object and one :class:`Connection`, with no task: a message from the
+client starts a short task only when handling it must wait, mail that arrives in order
+is written at once, and one ticker per process pings every socket and drops the silent
+ones.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
-from starlette.types import Receive, Scope, Send
 
 from ..errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
 from ..protocol import (
@@ -32,21 +34,23 @@ from ..protocol import (
     client_message_adapter,
     hello_adapter,
 )
-from ..ratelimit import Limit, Network, RateLimits, client_ip_of
+from ..ratelimit import Limit, RateLimits
 from ..rooms import Event, Participant
 from ..signaling import Signaling, parse_room_id
 from ..signaling.access import ensure_present
 from ..store import Message
 from ..tasks import stop_task
+from ..websocket import State, WebSocketProtocol
 
 logger = logging.getLogger("peerscreen.socket")
 
 PATH = re.compile(r"^/api/rooms/([^/]{1,64})/ws$")
 
 HEARTBEAT_SLICE = 0.05
-PING = {"type": "ping"}
+PING = to_json({"type": "ping"})
 
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_BAD_MESSAGE = 4400
@@ -60,18 +64,14 @@ CLOSE_ENDED = 4410
 ARRIVED_KEPT = 64
 """Messages a socket holds from their wake-ups; past that it reads from the store."""
 
+INBOX_HELD = 16
+"""Client messages a socket holds while an earlier one is handled; past that the server
+reads no more from it until they are done."""
+
 
 def _seq(message: Message) -> int:
     seq: int = message["seq"]
     return seq
-
-
-def _close_reason(text: str) -> str:
-    """Close reasons are limited to 123 bytes of UTF-8."""
-    encoded = text.encode()
-    if len(encoded) <= 123:
-        return text
-    return encoded[:120].decode(errors="ignore") + "..."
 
 
 class _Closing(Exception):
@@ -91,14 +91,16 @@ def _room_lost() -> _Closing:
 
 
 class Connection:
-    """One authenticated socket of one participant."""
+    """One authenticated socket of one participant (the handler of its WebSocket)."""
 
     __slots__ = (
         "_arrived",
+        "_busy",
         "_delivering",
         "_dirty",
+        "_held",
+        "_inbox",
         "_must_read",
-        "_send",
         "_trimmed",
         "acked",
         "close_code",
@@ -106,16 +108,18 @@ class Connection:
         "key",
         "last_heard",
         "participant",
-        "sending",
         "sent",
         "service",
+        "sockets",
+        "ws",
     )
 
     def __init__(
-        self, send: Send, service: Signaling, participant: Participant, resume: int
+        self, ws: WebSocketProtocol, sockets: Sockets, participant: Participant, resume: int
     ) -> None:
-        self._send = send
-        self.service = service
+        self.ws = ws
+        self.sockets = sockets
+        self.service = sockets.service
         self.participant = participant
         self.key = (participant.room_id, participant.participant_id)
         self.sent = resume  # newest sequence number sent on this socket
@@ -123,35 +127,57 @@ class Connection:
         self.last_heard = time.monotonic()
         self.close_code: int | None = None
         self.finished = False
-        self.sending = False  # a send waits on the client: it is not reading
         self._delivering = False
         self._dirty = False
         # Messages handed over with their wake-up, not sent yet: sent as they are when
         # they follow what was sent, with no read from the store.
         self._arrived: list[Message] | None = None
         self._must_read = True  # something changed that only a read shows
+        self._held = False  # mail waits because the client does not read
         self._trimmed = resume  # the store dropped what is numbered up to this
+        self._busy = False  # a client message is being handled
+        self._inbox: deque[str] | None = None  # client messages waiting for it
+
+    # --- the WebSocket's handler ----------------------------------------------------------
+
+    def opened(self) -> None:
+        pass  # connections are made for sockets already open
+
+    def received(self, text: str) -> None:
+        self.last_heard = time.monotonic()
+        if self._busy:
+            if self._inbox is None:
+                self._inbox = deque()
+            self._inbox.append(text)
+            if len(self._inbox) >= INBOX_HELD:
+                self.ws.pause_reading()
+            return
+        self._busy = True
+        asyncio.get_running_loop().create_task(self._process(text))
+
+    def writable(self) -> None:
+        if self._held:
+            self._held = False
+            self.wake()
+
+    def closed(self) -> None:
+        if self.close_code is None:
+            self.close_code = CLOSE_NORMAL
+        self.sockets._closed(self)
 
     # --- sending ------------------------------------------------------------------------
 
-    async def send(self, message: dict[str, Any]) -> None:
-        if self.close_code is None:
-            self.sending = True
-            try:
-                await self._send({"type": "websocket.send", "text": to_json(message).decode()})
-            finally:
-                self.sending = False
+    def send(self, message: dict[str, Any]) -> None:
+        self.ws.send_text(to_json(message))
 
-    async def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str) -> None:
         if self.close_code is None:
             self.close_code = code
-            with contextlib.suppress(Exception):
-                await self._send(
-                    {"type": "websocket.close", "code": code, "reason": _close_reason(reason)}
-                )
+            self.ws.close(code, reason)
 
     def wake(self, message: Message | None = None) -> None:
-        """Mail arrived: deliver it, starting a task only if none runs."""
+        """Mail arrived: send it now when it follows what was sent, else start a task
+        that reads the mailbox, unless one runs."""
         if message is None:
             self._must_read = True
         elif self._arrived is None:
@@ -163,6 +189,17 @@ class Connection:
         if self._delivering:
             self._dirty = True
             return
+        if self.close_code is not None:
+            return
+        if not self._must_read and not self.ws.writing_paused:
+            ready = self._take_arrived()
+            if ready is not None:
+                try:
+                    self._send_all(ready)
+                except _Closing as closing:
+                    self.finished = self.finished or closing.finished
+                    self.close(closing.code, closing.reason)
+                return
         self._delivering = True
         asyncio.get_running_loop().create_task(self._deliver())
 
@@ -179,15 +216,13 @@ class Connection:
         except _Closing as closing:
             self._delivering = False
             self.finished = self.finished or closing.finished
-            await self.close(closing.code, closing.reason)
+            self.close(closing.code, closing.reason)
         except StoreUnavailable:
             self._delivering = False  # retried at the next wake-up or heartbeat
-        except OSError:
-            self._delivering = False  # the client went away; the reader sees it too
         except Exception:
             self._delivering = False
             logger.exception("socket %s: delivery failed", self.key)
-            await self.close(CLOSE_INTERNAL, "Internal error")
+            self.close(CLOSE_INTERNAL, "Internal error")
 
     def _take_arrived(self) -> list[Message] | None:
         """The arrived messages, if they follow what was sent without a gap."""
@@ -208,11 +243,18 @@ class Connection:
         return ready
 
     async def _deliver_mail(self) -> None:
+        if self.ws.writing_paused:
+            # The client does not read: its mail waits in the store (which bounds it),
+            # not in the server's buffers, and is read when it reads again.
+            self._held = True
+            self._must_read = True
+            self._arrived = None
+            return
         participant = self.participant
         store = self.service.store
         ready = self._take_arrived()
         if ready is not None:
-            await self._send_all(ready)
+            self._send_all(ready)
             return
         self._must_read = False
         self._arrived = None
@@ -229,36 +271,39 @@ class Connection:
                 if exc.code is ErrorCode.ROOM_NOT_FOUND:
                     raise _room_lost() from None
                 raise _Closing(CLOSE_GONE, exc.message, finished=True) from None
-        await self._send_all(messages)
+        self._send_all(messages)
 
-    async def _send_all(self, messages: list[Message]) -> None:
+    def _send_all(self, messages: list[Message]) -> None:
         for message in messages:
             if message["seq"] <= self.sent:
                 continue  # a concurrent delivery already sent it
-            await self.send(message)
+            self.send(message)
             self.sent = message["seq"]
             if message["type"] == Event.ROOM_ENDED:
                 raise _Closing(CLOSE_ENDED, "The host ended this room.", finished=True)
 
     # --- receiving ----------------------------------------------------------------------
 
-    async def run(self, receive: Receive) -> None:
-        """Read the client's messages until the socket closes."""
-        while self.close_code is None:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text is None:
-                raw = message.get("bytes") or b""
-                text = raw.decode("utf-8", errors="replace")
-            self.last_heard = time.monotonic()
-            try:
-                await self._handle(text)
-            except _Closing as closing:
-                self.finished = self.finished or closing.finished
-                await self.close(closing.code, closing.reason)
-                return
+    async def _process(self, text: str) -> None:
+        """Handle a client message, then those that came meanwhile, in order."""
+        try:
+            while self.close_code is None:
+                try:
+                    await self._handle(text)
+                except _Closing as closing:
+                    self.finished = self.finished or closing.finished
+                    self.close(closing.code, closing.reason)
+                    return
+                inbox = self._inbox
+                if not inbox:
+                    return
+                text = inbox.popleft()
+        except Exception:
+            logger.exception("socket %s: handling a message failed", self.key)
+            self.close(CLOSE_INTERNAL, "Internal error")
+        finally:
+            self._busy = False
+            self.ws.resume_reading()
 
     async def _handle(self, text: str) -> None:
         try:
@@ -272,9 +317,9 @@ class Connection:
                 # No signaling message nests more than a few levels: this is an attack
                 # on the parser, not a mistake to explain.
                 raise _Closing(CLOSE_BAD_MESSAGE, "Message nested too deeply.") from None
-            await self._send_error(text, from_validation(errors, "Message"))
+            self._send_error(text, from_validation(errors, "Message"))
         except PeerscreenError as exc:
-            await self._send_error(text, exc)
+            self._send_error(text, exc)
             if exc.code is ErrorCode.ROOM_NOT_FOUND:
                 raise _room_lost() from None
 
@@ -284,11 +329,11 @@ class Connection:
                 self.participant, message.type, message.to, message.desc, message.candidate
             )
             if message.id is not None:
-                await self.send({"type": "accepted", "id": message.id})
+                self.send({"type": "accepted", "id": message.id})
         elif isinstance(message, WsChat):
             await self.service.chat.post(self.participant, message.text, message.name)
             if message.id is not None:
-                await self.send({"type": "accepted", "id": message.id})
+                self.send({"type": "accepted", "id": message.id})
         elif isinstance(message, AckMessage):
             # Only what was sent can be confirmed; a larger number would drop unsent mail.
             self.acked = max(self.acked, min(message.seq, self.sent))
@@ -303,7 +348,7 @@ class Connection:
                     )
         elif isinstance(message, PingMessage):
             if message.type == "ping":
-                await self.send({"type": "pong", "id": message.id})
+                self.send({"type": "pong", "id": message.id})
         elif isinstance(message, LeaveMessage):
             if self.participant.is_host:
                 await self.service.end_room(self.participant.room_id, "host-ended")
@@ -315,8 +360,8 @@ class Connection:
         elif isinstance(message, HelloMessage):
             raise PeerscreenError(ErrorCode.INVALID_REQUEST, "Already authenticated.")
 
-    async def _send_error(self, text: str, error: PeerscreenError) -> None:
-        await self.send(
+    def _send_error(self, text: str, error: PeerscreenError) -> None:
+        self.send(
             {
                 "type": "error",
                 "id": _message_id(text),
@@ -341,15 +386,56 @@ def _message_id(text: str) -> Any:
     return None
 
 
+class _Opening:
+    """The handler of a socket until its hello is checked; then a :class:`Connection`."""
+
+    __slots__ = ("_hello", "_task", "client_ip", "room_text", "sockets", "ws")
+
+    def __init__(
+        self, sockets: Sockets, ws: WebSocketProtocol, room_text: str, client_ip: str
+    ) -> None:
+        self.sockets = sockets
+        self.ws = ws
+        self.room_text = room_text
+        self.client_ip = client_ip
+        self._hello: asyncio.Future[str] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def opened(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._hello = loop.create_future()
+        self._task = loop.create_task(self.sockets._start(self))
+
+    def received(self, text: str) -> None:
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_result(text)
+        # Whatever follows waits until the socket is authenticated.
+        self.ws.pause_reading()
+
+    def writable(self) -> None:
+        pass
+
+    def closed(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def hello(self) -> str:
+        assert self._hello is not None
+        return await self._hello
+
+    def refuse(self, code: int, reason: str) -> None:
+        self.ws.close(code, reason)
+
+
 class Sockets:
     """The WebSocket endpoint, this process's open connections, and their heartbeat."""
 
-    def __init__(self, service: Signaling, rate_limits: RateLimits, proxies: list[Network]) -> None:
+    def __init__(self, service: Signaling, rate_limits: RateLimits) -> None:
         self.service = service
         self.rate_limits = rate_limits
-        self.proxies = proxies
         self._open: dict[tuple[str, str], Connection] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._leaving: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._open)
@@ -361,7 +447,9 @@ class Sockets:
         await stop_task(self._ticker)
         self._ticker = None
         for connection in list(self._open.values()):
-            await connection.close(1001, "Server shutting down")
+            connection.close(CLOSE_GOING_AWAY, "Server shutting down")
+        if self._leaving:
+            await asyncio.wait(self._leaving, timeout=5)
 
     async def _tick_forever(self) -> None:
         # Each interval is cut in short slices and each slice visits its share of the
@@ -383,89 +471,85 @@ class Sockets:
         now = time.monotonic()
         timeout = self.service.settings.heartbeat_timeout
         for connection in list(self._open.values())[part::parts]:
-            if connection.sending:
-                # Its client is not reading: a ping would wait too, and hold up every
-                # socket after it. The server drops it if it stays so (http_server.py).
+            ws = connection.ws
+            if ws.writing_paused:
+                # Its client is not reading: a ping would only wait in the buffer. The
+                # protocol drops it if it stays so (peerscreen.websocket).
                 continue
             if now - connection.last_heard > timeout:
-                await connection.close(CLOSE_HEARTBEAT, "No reply to heartbeats")
+                connection.close(CLOSE_HEARTBEAT, "No reply to heartbeats")
                 continue
-            with contextlib.suppress(OSError):
-                await connection.send(PING)
+            ws.send_text(PING)
             with contextlib.suppress(StoreUnavailable):
                 await self.service.seen(connection.participant)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = PATH.match(scope["path"])
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
+    def accept(self, ws: WebSocketProtocol, path: str, client_ip: str) -> _Opening:
+        """The handler for a new socket at ``path``; PeerscreenError refuses it."""
+        match = PATH.match(path)
         if match is None:
-            await send({"type": "websocket.close", "code": 1008})  # refuses the handshake
-            return
-        # Accept first: a refused handshake reaches browsers as a bare 1006 with no reason.
-        await send({"type": "websocket.accept"})
+            raise PeerscreenError(ErrorCode.NOT_FOUND, "No WebSocket endpoint here.")
+        # The handshake is accepted whatever the hello will say: a refused handshake
+        # reaches browsers as a bare 1006 with no reason, a close code says why.
+        return _Opening(self, ws, match.group(1), client_ip)
+
+    async def _start(self, opening: _Opening) -> None:
+        ws = opening.ws
         try:
-            await self.rate_limits.hit(Limit.API, client_ip_of(scope, self.proxies))
+            await self.rate_limits.hit(Limit.API, opening.client_ip)
         except PeerscreenError as exc:
             code = CLOSE_TRY_AGAIN_LATER if isinstance(exc, StoreUnavailable) else exc.close_code
-            await send(
-                {"type": "websocket.close", "code": code, "reason": _close_reason(exc.message)}
-            )
+            opening.refuse(code, exc.message)
             return
-        opened = await self._authenticate(match.group(1), receive, send)
-        if opened is None:
+        opened = await self._authenticate(opening)
+        if opened is None or ws.state is not State.OPEN:
             return
         participant, resume, welcome = opened
-        connection = Connection(send, self.service, participant, resume)
-        store = self.service.store
+        connection = Connection(ws, self, participant, resume)
+        ws.handler = connection
         old = self._open.get(connection.key)
         self._open[connection.key] = connection
         if old is not None:
-            await old.close(CLOSE_REPLACED, "Replaced by a newer connection")
+            old.close(CLOSE_REPLACED, "Replaced by a newer connection")
         logger.info("room %s: %s socket open", participant.room_id, participant.participant_id)
-        store.notifier.subscribe(participant.room_id, participant.participant_id, connection)
-        try:
-            await connection.send(welcome)
-            connection.wake()  # whatever waited while the socket was down
-            # Resuming means it had a socket before: back after going away (a replaced
-            # socket's participant never went away).
-            if old is None and resume > 0:
-                with contextlib.suppress(StoreUnavailable):
-                    await self.service.came_back(participant)
-            await connection.run(receive)
-        finally:
-            store.notifier.unsubscribe(participant.room_id, participant.participant_id, connection)
-            if self._open.get(connection.key) is connection:
-                del self._open[connection.key]
-            await connection.close(CLOSE_NORMAL, "")
-            replaced = self._open.get(connection.key) is not None
-            if not connection.finished and not replaced:
-                with contextlib.suppress(StoreUnavailable):
-                    await self.service.went_away(participant)
-            logger.info(
-                "room %s: %s socket closed", participant.room_id, participant.participant_id
-            )
+        self.service.store.notifier.subscribe(
+            participant.room_id, participant.participant_id, connection
+        )
+        connection.send(welcome)
+        connection.wake()  # whatever waited while the socket was down
+        ws.resume_reading()
+        # Resuming means it had a socket before: back after going away (a replaced
+        # socket's participant never went away).
+        if old is None and resume > 0:
+            with contextlib.suppress(StoreUnavailable):
+                await self.service.came_back(participant)
+
+    def _closed(self, connection: Connection) -> None:
+        participant = connection.participant
+        self.service.store.notifier.unsubscribe(
+            participant.room_id, participant.participant_id, connection
+        )
+        if self._open.get(connection.key) is connection:
+            del self._open[connection.key]
+        replaced = connection.key in self._open
+        logger.info("room %s: %s socket closed", participant.room_id, participant.participant_id)
+        if not connection.finished and not replaced:
+            task = asyncio.get_running_loop().create_task(self._went_away(participant))
+            self._leaving.add(task)
+            task.add_done_callback(self._leaving.discard)
+
+    async def _went_away(self, participant: Participant) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self.service.went_away(participant)
 
     async def _authenticate(
-        self, room_text: str, receive: Receive, send: Send
+        self, opening: _Opening
     ) -> tuple[Participant, int, dict[str, Any]] | None:
         """Read and check the hello message: who is connecting, and where it resumes."""
         service = self.service
-
-        async def refuse(code: int, reason: str) -> None:
-            with contextlib.suppress(Exception):
-                await send(
-                    {"type": "websocket.close", "code": code, "reason": _close_reason(reason)}
-                )
-
         try:
-            room_id = parse_room_id(room_text)
+            room_id = parse_room_id(opening.room_text)
             async with asyncio.timeout(service.settings.hello_timeout):
-                message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return None
-            text = message.get("text") or (message.get("bytes") or b"").decode(errors="replace")
+                text = await opening.hello()
             try:
                 hello = hello_adapter.validate_json(text)
             except ValidationError as exc:
@@ -483,13 +567,13 @@ class Sockets:
                 )
             await service.seen(participant, force=True)
         except TimeoutError:
-            await refuse(CLOSE_HEARTBEAT, "No hello message in time")
+            opening.refuse(CLOSE_HEARTBEAT, "No hello message in time")
             return None
         except StoreUnavailable as exc:
-            await refuse(CLOSE_TRY_AGAIN_LATER, exc.message)
+            opening.refuse(CLOSE_TRY_AGAIN_LATER, exc.message)
             return None
         except PeerscreenError as exc:
-            await refuse(exc.close_code, exc.message)
+            opening.refuse(exc.close_code, exc.message)
             return None
         welcome = {
             "type": "welcome",
