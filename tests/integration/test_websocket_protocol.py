@@ -1,0 +1,243 @@
+"""peerscreen's WebSocket protocol (websocket.py) against raw frames on a real server:
+the handshake, fragments and control frames a client may send, the protocol errors it
+may make, and a client that asks for replies without reading them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import struct
+from collections.abc import Callable
+
+import httpx
+import psutil
+import pytest
+
+from ..support.clients import create_room
+from ..support.processes import ServerProcess
+
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455, section 1.3
+
+
+def masked(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
+    """A client frame: masked (as a client must) unless told otherwise."""
+    first = (0x80 if fin else 0) | opcode
+    length = len(payload)
+    if length < 126:
+        head = bytes((first, (0x80 if mask else 0) | length))
+    elif length < 1 << 16:
+        head = bytes((first, (0x80 if mask else 0) | 126)) + struct.pack("!H", length)
+    else:
+        head = bytes((first, (0x80 if mask else 0) | 127)) + struct.pack("!Q", length)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + key + body
+
+
+class RawSocket:
+    """A WebSocket client that sends exactly the bytes a test asks for."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(
+        cls, port: int, path: str, extra: bytes = b"", sock: socket.socket | None = None
+    ) -> tuple[RawSocket, bytes]:
+        if sock is None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        else:
+            reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(
+            b"GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            % path.encode()
+            + (extra or b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + KEY + b"\r\n")
+            + b"\r\n"
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        return cls(reader, writer), head
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def send_text(self, text: str) -> None:
+        self.send(masked(0x1, text.encode()))
+
+    async def frame(self) -> tuple[int, bytes]:
+        """The next frame from the server: opcode and payload (never masked)."""
+        first, second = await asyncio.wait_for(self.reader.readexactly(2), 10)
+        assert not second & 0x80, "server frames are not masked"
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return first & 0x0F, await asyncio.wait_for(self.reader.readexactly(length), 10)
+
+    async def message(self, kind: str) -> dict[str, object]:
+        """The next text message of type ``kind`` (pings and others skipped)."""
+        while True:
+            opcode, payload = await self.frame()
+            assert opcode == 0x1, (opcode, payload)
+            data = json.loads(payload)
+            if data["type"] == kind:
+                return data  # type: ignore[no-any-return]
+
+    async def close_code(self) -> int:
+        """Read until the server's close frame; its code. The server then ends TCP."""
+        while True:
+            opcode, payload = await self.frame()
+            if opcode == 0x8:
+                (code,) = struct.unpack("!H", payload[:2])
+                assert await asyncio.wait_for(self.reader.read(), 10) == b""
+                return int(code)
+
+    def close(self) -> None:
+        self.writer.transport.abort()
+
+
+async def new_room(server: ServerProcess) -> tuple[str, str]:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        room = await create_room(http)
+    return f"/api/rooms/{room['roomId']}/ws", room["hostToken"]
+
+
+def pid_of(server: ServerProcess) -> int:
+    assert server.process is not None
+    return server.process.pid
+
+
+def hello(token: str) -> str:
+    return json.dumps({"type": "hello", "token": token})
+
+
+async def test_the_handshake_refuses_with_http_errors(memory_server: ServerProcess) -> None:
+    port = memory_server.port
+    path, _ = await new_room(memory_server)
+    cases = [
+        ("/api/rooms/x/other", b"", b"404", b'"not_found"'),
+        (path, b"Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: " + KEY + b"\r\n", b"426", b""),
+        (path, b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n", b"400", b""),
+    ]
+    for where, extra, status, code in cases:
+        raw, head = await RawSocket.connect(port, where, extra)
+        assert head.startswith(b"HTTP/1.1 " + status), head
+        body = await asyncio.wait_for(raw.reader.read(), 10)
+        assert code in body and b'"error"' in body, body
+        if status == b"426":
+            assert b"sec-websocket-version: 13" in head.lower()
+        raw.close()
+    raw, head = await RawSocket.connect(port, path)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    # The RFC's own example: this key gets this accept value.
+    accept = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert b"\r\nsec-websocket-accept: " + accept + b"\r\n" in head
+    raw.close()
+
+
+async def test_fragments_and_control_frames_are_understood(memory_server: ServerProcess) -> None:
+    path, token = await new_room(memory_server)
+    raw, _ = await RawSocket.connect(memory_server.port, path)
+    text = hello(token).encode()
+    # The hello in three fragments, a ping frame between two of them.
+    raw.send(masked(0x1, text[:5], fin=False))
+    raw.send(masked(0x9, b"are you there", fin=True))
+    raw.send(masked(0x0, text[5:20], fin=False))
+    raw.send(masked(0x0, text[20:], fin=True))
+    assert await raw.frame() == (0xA, b"are you there")
+    assert (await raw.message("welcome"))["role"] == "host"
+    # A binary message is read as text; two messages in one packet are both answered.
+    raw.send(masked(0x2, b'{"type": "ping", "id": 1}') + masked(0x1, b'{"type":"ping","id":2}'))
+    assert (await raw.message("pong"))["id"] == 1
+    assert (await raw.message("pong"))["id"] == 2
+    # A message cut across packets, its header split too.
+    whole = masked(0x1, b'{"type": "ping",' + b" " * 300 + b'"id": "long"}')
+    for part in (whole[:1], whole[1:3], whole[3:100], whole[100:]):
+        raw.send(part)
+        await raw.writer.drain()
+    assert (await raw.message("pong"))["id"] == "long"
+    # The client closes: the server answers with the same code and ends the connection.
+    raw.send(masked(0x8, struct.pack("!H", 1000) + b"bye"))
+    assert await raw.close_code() == 1000
+    raw.close()
+
+
+async def test_protocol_errors_close_with_their_codes(memory_server: ServerProcess) -> None:
+    path, token = await new_room(memory_server)
+    rss = psutil.Process(pid_of(memory_server)).memory_info().rss
+    cases: list[tuple[bytes, int]] = [
+        (masked(0x1, b'{"type": "ping"}', mask=False), 1002),  # unmasked
+        (bytes((0xC1, 0x80)) + b"\0\0\0\0", 1002),  # a reserved bit set
+        (masked(0x9, b"x" * 126), 1002),  # a control frame over 125 bytes
+        (masked(0x0, b"more"), 1002),  # a continuation with nothing to continue
+        (masked(0x3, b""), 1002),  # an unknown opcode
+        (masked(0x1, b"\xff\xfe"), 1007),  # not UTF-8
+        # A header announcing 1 GB: refused at once, nothing buffered.
+        (bytes((0x81, 0xFF)) + struct.pack("!Q", 1 << 30) + b"\0\0\0\0", 1009),
+    ]
+    for data, code in cases:
+        raw, _ = await RawSocket.connect(memory_server.port, path)
+        raw.send_text(hello(token))
+        await raw.message("welcome")
+        raw.send(data)
+        assert await raw.close_code() == code, data[:20]
+        raw.close()
+    # Fragments adding up to more than a message may hold: 1009 too.
+    raw, _ = await RawSocket.connect(memory_server.port, path)
+    raw.send_text(hello(token))
+    await raw.message("welcome")
+    raw.send(masked(0x1, b"a" * 100_000, fin=False))
+    raw.send(masked(0x0, b"a" * 100_000, fin=False))
+    assert await raw.close_code() == 1009
+    raw.close()
+    grown = psutil.Process(pid_of(memory_server)).memory_info().rss - rss
+    assert grown < 20 << 20, f"the server grew by {grown / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("asking", ["protocol pings", "application pings"])
+async def test_a_client_that_asks_without_reading_is_read_no_more_and_dropped(
+    start_server: Callable[..., ServerProcess], asking: str
+) -> None:
+    """Pings sent as fast as possible, no reply read: the server stops reading from the
+    socket once its replies wait, so neither its memory nor the client's backlog in it
+    grows, and it drops the socket after the heartbeat timeout."""
+    server = start_server(heartbeat_interval=0.5, heartbeat_timeout=2, rate_signal="100000/minute")
+    path, token = await new_room(server)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    raw, _ = await RawSocket.connect(server.port, path, sock=sock)
+    raw.send_text(hello(token))
+    await raw.message("welcome")
+    before = psutil.Process(pid_of(server)).memory_info().rss
+    if asking == "protocol pings":
+        burst = masked(0x9, b"p" * 125) * 1000
+    else:
+        burst = b"".join(masked(0x1, b'{"type":"ping","id":"%d"}' % n) for n in range(1000))
+    sent = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    blocked = False
+    while loop.time() < deadline and sent < 400 << 20:
+        raw.send(burst)
+        try:
+            await asyncio.wait_for(raw.writer.drain(), 1)
+        except TimeoutError:
+            blocked = True  # the server reads no more
+            break
+        sent += len(burst)
+    assert blocked, f"the server kept reading: {sent / 1e6:.0f} MB sent"
+    grown = psutil.Process(pid_of(server)).memory_info().rss - before
+    assert grown < 20 << 20, f"the server grew by {grown / 1e6:.0f} MB after {sent / 1e6:.1f} MB"
+    # Dropped once the heartbeat timeout passes with the client reading nothing.
+    deadline = loop.time() + 10
+    while "dropped a WebSocket that read nothing" not in server.log():
+        assert loop.time() < deadline, "the socket that reads nothing stayed"
+        await asyncio.sleep(0.1)
+    raw.close()
