@@ -133,6 +133,7 @@ def offer_sent_at(sdp: str) -> int:
 
 CLIENT_CORE = 1
 SERVER_CORE = 0
+REDIS_CORE = int(os.environ.get("PEERSCREEN_BENCH_REDIS_CORE", SERVER_CORE))
 
 
 def pin(pid: int, core: int) -> None:
@@ -172,14 +173,24 @@ class Sample:
     setup_p95_ms: float = float("nan")
     gc_pauses_over_10ms: int = -1  # -1: the server does not report its pauses
     gc_longest_pause_ms: float = -1.0  # upper bound of the highest histogram bucket hit
+    p99_by_second_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
 class Latencies:
     values_ns: list[int] = field(default_factory=list)
+    sent_ns: list[int] = field(default_factory=list)
 
     def record(self, sent_ns: int) -> None:
         self.values_ns.append(time.perf_counter_ns() - sent_ns)
+        self.sent_ns.append(sent_ns)
+
+    def p99_by_second(self, start_ns: int) -> list[float]:
+        """p99 (ms) of the messages sent in each second of the phase: where the tail is."""
+        seconds: dict[int, list[int]] = {}
+        for sent, value in zip(self.sent_ns, self.values_ns, strict=True):
+            seconds.setdefault((sent - start_ns) // 1_000_000_000, []).append(value)
+        return [round(percentile(sorted(seconds[second]), 0.99), 1) for second in sorted(seconds)]
 
 
 async def bounded_gather(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
@@ -333,7 +344,7 @@ class Peerscreen(Target):
         elif self.store == "cluster":
             self.redis = RedisClusterServers(3).start()
         for pid in self._redis_pids():
-            pin(pid, SERVER_CORE)
+            pin(pid, REDIS_CORE)
         super().start()
 
     def stop(self) -> None:
@@ -620,6 +631,7 @@ async def send_phase(
     mine_start = sum(me.cpu_times()[:2])
     busy_start = busy_cpu_seconds()
     started = time.perf_counter()
+    started_ns = time.perf_counter_ns()
     for i in range(total):
         due = started + i * interval
         delay = due - time.perf_counter()
@@ -666,6 +678,7 @@ async def send_phase(
         p50_ms=round(percentile(values, 0.50), 3),
         p99_ms=round(percentile(values, 0.99), 3),
         max_ms=round(values[-1] / 1e6, 3) if values else float("nan"),
+        p99_by_second_ms=target.latencies.p99_by_second(started_ns),
         gc_pauses_over_10ms=over_10ms,
         gc_longest_pause_ms=longest,
     )

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from ..tasks import stop_task
 from .base import (
@@ -28,28 +28,54 @@ SWEEP_INTERVAL = 5.0
 
 @dataclass(slots=True)
 class _Mailbox:
-    # A list, not a deque: mailboxes hold a handful of messages, and an empty deque
-    # costs half a kilobyte per participant.
-    messages: list[Message] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)  # of each message's JSON text
+    """A participant's mail, kept as JSON text with the fields the store looks at.
+
+    Not as dictionaries: mail waits until the client acknowledges it (tens of seconds),
+    long enough to reach the collector's oldest generation, and thousands of message
+    dictionaries there made every full collection walk them. Text, numbers and lists of
+    them are objects the collector does not track.
+    """
+
+    # Lists, not deques: mailboxes hold a handful of messages, and an empty deque costs
+    # half a kilobyte per participant.
+    texts: list[bytes] = field(default_factory=list)  # each message's JSON text
+    seqs: list[int] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    senders_of: list[str | None] = field(default_factory=list)
     last_seq: int = 0
     size: int = 0
     # sender -> [messages, bytes] it holds here
     senders: dict[str, list[int]] = field(default_factory=dict)
 
+    def add(self, text: bytes, seq: int, kind: str, sender: str | None) -> None:
+        self.texts.append(text)
+        self.seqs.append(seq)
+        self.types.append(kind)
+        self.senders_of.append(sender)
+        self.size += len(text)
+
     def drop(self, index: int, room: _Room) -> None:
         """Forget the message at ``index`` and what it counted for."""
-        message = self.messages.pop(index)
-        size = self.sizes.pop(index)
+        size = len(self.texts.pop(index))
+        self.seqs.pop(index)
+        self.types.pop(index)
+        sender = self.senders_of.pop(index)
         self.size -= size
         room.pending -= size
-        sender = message.get("from")
         if sender is not None:
             held = self.senders[sender]
             held[0] -= 1
             held[1] -= size
             if not held[0]:
                 del self.senders[sender]
+
+    def drop_acked(self, acked: int, room: _Room) -> None:
+        seqs = self.seqs
+        while seqs and seqs[0] <= acked:
+            self.drop(0, room)
+
+    def after(self, seq: int) -> list[Message]:
+        return [from_json(text) for s, text in zip(self.seqs, self.texts, strict=True) if s > seq]
 
 
 @dataclass(slots=True)
@@ -202,11 +228,12 @@ class MemoryStore(Store):
         if box is None:
             box = room.mailboxes[recipient] = _Mailbox()
         stored = {**message, "seq": box.last_seq + 1}
-        size = len(to_json(stored))  # the JSON text's, as the Redis store counts it
+        text = to_json(stored)
+        size = len(text)  # the JSON text's, as the Redis store counts it
         sender = message.get("from")
         held = box.senders.get(sender) if sender is not None else None
         if budget is not None:
-            if len(box.messages) >= budget.messages or box.size + size > budget.bytes:
+            if len(box.seqs) >= budget.messages or box.size + size > budget.bytes:
                 return Refusal.MAILBOX
             if held is not None and (
                 held[0] >= budget.sender_messages or held[1] + size > budget.sender_bytes
@@ -215,9 +242,7 @@ class MemoryStore(Store):
             if room.pending + size > budget.room_bytes:
                 return Refusal.ROOM
         box.last_seq += 1
-        box.messages.append(stored)
-        box.sizes.append(size)
-        box.size += size
+        box.add(text, box.last_seq, stored["type"], sender)
         room.pending += size
         if sender is not None:
             if held is None:
@@ -232,21 +257,17 @@ class MemoryStore(Store):
         box = room.mailboxes.get(recipient) if room is not None else None
         if room is None or box is None:
             return []
-        messages = box.messages
-        while messages and messages[0]["seq"] <= acked:
-            box.drop(0, room)
-        if not messages or messages[-1]["seq"] <= after:
+        box.drop_acked(acked, room)
+        if not box.seqs or box.seqs[-1] <= after:
             return []
-        return [m for m in messages if m["seq"] > after]
+        return box.after(after)
 
     async def acknowledge(self, room_id: str, recipient: str, acked: int) -> None:
         room = self._room(room_id)
         box = room.mailboxes.get(recipient) if room is not None else None
         if room is None or box is None:
             return
-        messages = box.messages
-        while messages and messages[0]["seq"] <= acked:
-            box.drop(0, room)
+        box.drop_acked(acked, room)
 
     async def take(self, room_id: str, recipient: str, types: Iterable[str]) -> list[Message]:
         room = self._room(room_id)
@@ -254,9 +275,9 @@ class MemoryStore(Store):
         if room is None or box is None:
             return []
         wanted = set(types)
-        taken = [m for m in box.messages if m["type"] in wanted]
-        for index in range(len(box.messages) - 1, -1, -1):
-            if box.messages[index]["type"] in wanted:
+        taken = [from_json(t) for t, k in zip(box.texts, box.types, strict=True) if k in wanted]
+        for index in range(len(box.types) - 1, -1, -1):
+            if box.types[index] in wanted:
                 box.drop(index, room)
         return taken
 
