@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -93,7 +94,7 @@ class PlainHttp:
 
 CACHE = Path(os.environ.get("PEERSCREEN_BENCH_CACHE", Path.home() / ".cache" / "peerscreen-bench"))
 PEERJS_VERSION = "1.0.2"
-ACK_EVERY = 50
+ACK_EVERY = 20  # as js/signaling.js
 PEERJS_HEARTBEAT = 5.0
 CONNECT_CONCURRENCY = 64
 
@@ -442,7 +443,10 @@ class Peerscreen(Target):
         self._plain.clear()
 
     async def _read(self, ws: ClientConnection) -> None:
+        # Acks as the page sends them (js/signaling.js): every ACK_EVERY messages, and
+        # with the pong to each server ping if anything waits to be acked.
         unacked = 0
+        last_seq = 0
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in ws:
                 message = json.loads(raw)
@@ -455,14 +459,18 @@ class Peerscreen(Target):
                     self.delivered += 1
                 elif kind == "ping":
                     await ws.send('{"type":"pong"}')
+                    if unacked:
+                        await ws.send(json.dumps({"type": "ack", "seq": last_seq}))
+                        unacked = 0
                 elif kind == "error":
                     self.refused += 1
                     code = str(message.get("code"))
                     self.refused_codes[code] = self.refused_codes.get(code, 0) + 1
                 if "seq" in message:
                     unacked += 1
-                    if unacked >= ACK_EVERY or kind not in ("candidate", "offer"):
-                        await ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
+                    last_seq = message["seq"]
+                    if unacked >= ACK_EVERY:
+                        await ws.send(json.dumps({"type": "ack", "seq": last_seq}))
                         unacked = 0
 
     async def send(self, pair: int, n: int, offer: bool) -> None:
@@ -702,6 +710,10 @@ async def drive(
         setup_p95 = times[int(len(times) * 0.95)] * 1000 if times else float("nan")
         rss_before = target.rss_mb()
         await target.open_pairs(pairs)
+        # The load client's own collector must not stall it: its thousands of sockets
+        # would make each full collection a pause in the measured latencies.
+        gc.collect()
+        gc.freeze()
         await asyncio.sleep(settle)  # let allocations settle before reading memory
         rss_idle = target.rss_mb()
         connections = 2 * pairs

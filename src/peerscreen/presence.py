@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -71,8 +72,12 @@ class PresenceTracker:
         tracked.deadline = now + self.settings.grace_period
         if tracked.state is not Presence.CONNECTED:
             tracked.state = move(_label(key), tracked.state, Presence.CONNECTED)
-        if force or now - tracked.marked >= self.settings.heartbeat_interval / 2:
-            tracked.marked = now
+        interval = self.settings.heartbeat_interval
+        if force or now - tracked.marked >= interval / 2:
+            # Each mark counts from a point up to a quarter interval early: participants
+            # that arrived together (a class, a load test) would otherwise all write at
+            # the same moment, every time, and the store's queue would hold up the mail.
+            tracked.marked = now - random.uniform(0, interval / 4)
             await self.store.mark_seen(
                 participant.room_id,
                 participant.participant_id,
@@ -80,7 +85,7 @@ class PresenceTracker:
                 self.settings.room_ttl,
             )
         if force or now - self._touched.get(participant.room_id, 0.0) >= TOUCH_EVERY:
-            self._touched[participant.room_id] = now
+            self._touched[participant.room_id] = now - random.uniform(0, TOUCH_EVERY / 2)
             await self.store.touch_room(participant.room_id, self.settings.room_ttl)
 
     def went_away(self, participant: Participant) -> None:

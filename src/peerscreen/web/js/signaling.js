@@ -10,7 +10,6 @@
 /** Close codes after which reconnecting cannot help. */
 const FINAL_CLOSE_CODES = new Set([1000, 4400, 4401, 4403, 4404, 4409, 4410]);
 const ACK_EVERY = 20;
-const ACK_DELAY_MS = 1000;
 const LONG_POLL_WAIT_S = 25;
 
 /** An error the server reported, with its code (see docs/protocol.md, Errors). */
@@ -92,8 +91,6 @@ export class SignalingClient extends EventTarget {
     this.nextId = 1;
     /** @type {Map<string, {resolve: () => void, reject: (e: Error) => void}>} */
     this.pending = new Map();
-    /** @type {ReturnType<typeof setTimeout> | null} */
-    this.ackTimer = null;
     /** @type {AbortController | null} */
     this.pollAbort = null;
   }
@@ -152,6 +149,9 @@ export class SignalingClient extends EventTarget {
         return;
       case "ping":
         this.socket?.send('{"type":"pong"}');
+        // Acks ride on the heartbeat: a timer per trickle of mail would double the
+        // messages a quiet room sends the server.
+        this.sendAck();
         return;
       case "pong":
         return;
@@ -172,16 +172,10 @@ export class SignalingClient extends EventTarget {
   }
 
   scheduleAck() {
-    if (this.lastSeq - this.ackedSeq >= ACK_EVERY) {
-      this.sendAck();
-    } else if (this.ackTimer === null) {
-      this.ackTimer = setTimeout(() => this.sendAck(), ACK_DELAY_MS);
-    }
+    if (this.lastSeq - this.ackedSeq >= ACK_EVERY) this.sendAck();
   }
 
   sendAck() {
-    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
-    this.ackTimer = null;
     if (this.socket?.readyState === WebSocket.OPEN && this.lastSeq > this.ackedSeq) {
       this.socket.send(JSON.stringify({ type: "ack", seq: this.lastSeq }));
       this.ackedSeq = this.lastSeq;
@@ -320,7 +314,6 @@ export class SignalingClient extends EventTarget {
   finish(info) {
     if (this.state === "closed") return;
     this.setState("closed");
-    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     this.pollAbort?.abort();
     if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);
     this.dispatchEvent(new CustomEvent("closed", { detail: info }));
