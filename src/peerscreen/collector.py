@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import time
 from typing import Any
 
@@ -24,6 +25,8 @@ logger = logging.getLogger("peerscreen.collector")
 
 RECKON_GROWTH = 2.0
 """Thaw and collect everything when the frozen objects have grown by this factor."""
+COUNT_EVERY = 30.0
+"""Seconds between counts of the frozen objects."""
 
 
 class FreezingCollector:
@@ -33,6 +36,8 @@ class FreezingCollector:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending = False
         self._reckoned = 0  # frozen objects after the last full reckoning
+        self._counted = -math.inf  # when the frozen objects were last counted
+        self.count_every = COUNT_EVERY
         self.reckonings = 0
 
     def start(self) -> None:
@@ -63,6 +68,12 @@ class FreezingCollector:
     def _freeze(self) -> None:
         self._pending = False
         gc.freeze()
+        # Counting the frozen objects walks them all: not at every full collection (at
+        # thousands of messages a second, several a minute).
+        now = time.monotonic()
+        if now - self._counted < self.count_every:
+            return
+        self._counted = now
         if gc.get_freeze_count() > self._reckoned * RECKON_GROWTH:
             self.reckon()
 

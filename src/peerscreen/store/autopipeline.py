@@ -27,12 +27,27 @@ REPLY_TIMEOUT = 2.0
 """Seconds a command may wait for its reply before the connection counts as dead."""
 
 
+_PACKED: dict[str, bytes] = {}
+"""Short text arguments packed before: script digests, a room's keys and channels, limits
+as text. A signal's command repeats most of its arguments; packing them again was most of
+the cost of packing."""
+_PACKED_KEPT = 4096
+
+
 def pack(args: tuple[Any, ...]) -> bytes:
     """A command in RESP: an array of bulk strings."""
     parts = [b"*%d\r\n" % len(args)]
+    cached = _PACKED.get
     for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        packed = cached(arg) if type(arg) is str else None
+        if packed is None:
+            data = arg if isinstance(arg, bytes) else str(arg).encode()
+            packed = b"$%d\r\n%s\r\n" % (len(data), data)
+            if type(arg) is str and len(data) <= 96:
+                if len(_PACKED) >= _PACKED_KEPT:
+                    _PACKED.clear()  # the rooms of a while ago; today's come back at once
+                _PACKED[arg] = packed
+        parts.append(packed)
     return b"".join(parts)
 
 

@@ -43,6 +43,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
+from pydantic_core import to_json
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -699,7 +700,7 @@ class RedisStore(Store):
                 f"room:{{{room_id}}}:viewers",
             ],
             [
-                json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+                to_json(body),
                 _ms(ttl),
                 _channel(room_id, recipient),
                 self._origin,
