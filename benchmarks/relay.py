@@ -134,7 +134,9 @@ def offer_sent_at(sdp: str) -> int:
 
 CLIENT_CORE = 1
 SERVER_CORE = 0
-REDIS_CORE = int(os.environ.get("PEERSCREEN_BENCH_REDIS_CORE", SERVER_CORE))
+REDIS_CORE = CLIENT_CORE
+"""Where redis-server runs (--redis-core): by default beside the load client, so the
+server process has its core to itself, as it would with Redis on its own machine."""
 
 
 def pin(pid: int, core: int) -> None:
@@ -835,6 +837,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "repeats": args.repeats,
             "servers": args.servers,
             "setups": args.setups,
+            "redis_core": args.redis_core,
         },
         "summary": summary,
         "samples": [asdict(s) for s in samples],
@@ -887,6 +890,13 @@ def main() -> int:
         "hosts on one process, viewers on another; cluster: a three-node Redis Cluster",
     )
     parser.add_argument(
+        "--redis-core",
+        choices=["client", "server"],
+        default="client",
+        help="the core redis-server runs on: the load client's (default: the server "
+        "process has its core to itself) or the server's (server and Redis share one core)",
+    )
+    parser.add_argument(
         "--peerscreen-flags",
         default="",
         help="extra 'peerscreen serve' flags, e.g. '--heartbeat-interval 30'",
@@ -895,6 +905,8 @@ def main() -> int:
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "relay.json"
     )
     args = parser.parse_args()
+    global REDIS_CORE
+    REDIS_CORE = CLIENT_CORE if args.redis_core == "client" else SERVER_CORE
     if args.pairs < 1 or min(args.rates) <= 0 or not 0 < args.duration <= 600:
         parser.error("pairs >= 1, rates > 0, 0 < duration <= 600")
     CACHE.mkdir(parents=True, exist_ok=True)
