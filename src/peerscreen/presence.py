@@ -73,20 +73,29 @@ class PresenceTracker:
         if tracked.state is not Presence.CONNECTED:
             tracked.state = move(_label(key), tracked.state, Presence.CONNECTED)
         interval = self.settings.heartbeat_interval
+        writes: list[Awaitable[None]] = []
         if force or now - tracked.marked >= interval / 2:
             # Each mark counts from a point up to a quarter interval early: participants
             # that arrived together (a class, a load test) would otherwise all write at
             # the same moment, every time, and the store's queue would hold up the mail.
             tracked.marked = now - random.uniform(0, interval / 4)
-            await self.store.mark_seen(
-                participant.room_id,
-                participant.participant_id,
-                time.time(),
-                self.settings.room_ttl,
+            writes.append(
+                self.store.mark_seen(
+                    participant.room_id,
+                    participant.participant_id,
+                    time.time(),
+                    self.settings.room_ttl,
+                )
             )
         if force or now - self._touched.get(participant.room_id, 0.0) >= TOUCH_EVERY:
             self._touched[participant.room_id] = now - random.uniform(0, TOUCH_EVERY / 2)
-            await self.store.touch_room(participant.room_id, self.settings.room_ttl)
+            writes.append(self.store.touch_room(participant.room_id, self.settings.room_ttl))
+        if len(writes) == 1:
+            await writes[0]
+        elif writes:
+            # Both at once: one round trip to a shared store, not two (a socket's hello
+            # waits for them).
+            await asyncio.gather(*writes)
 
     def went_away(self, participant: Participant) -> None:
         """The participant's socket closed: it has the grace period to come back."""
