@@ -870,10 +870,10 @@ def main() -> int:
         "--rates",
         type=float,
         nargs="+",
-        default=[1000.0],
+        default=[1000.0, 5000.0, 10000.0],
         help="messages per second; several: one send phase each, on the same connections",
     )
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of sending")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of sending")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--setups", type=int, default=100, help="pairs set up one at a time, timed each"

@@ -27,6 +27,10 @@ TOUCH_EVERY = 30.0
 """Seconds between TTL refreshes of one room by one process: activity within that window
 already keeps the room far from expiry."""
 
+SEEN_AGAIN = 1.0
+"""Seconds within which being seen again changes nothing worth the bookkeeping: the
+grace period is tens of seconds."""
+
 Key = tuple[str, str]  # (room id, participant id)
 
 
@@ -35,6 +39,7 @@ class _Tracked:
     deadline: float  # monotonic time after which it counts as gone, unless seen elsewhere
     marked: float  # when its presence was last written to the store
     state: Presence
+    seen: float = -1e9  # when it was last seen here
 
 
 class PresenceTracker:
@@ -69,6 +74,9 @@ class PresenceTracker:
         tracked = self._tracked.get(key)
         if tracked is None:
             tracked = self._tracked[key] = _Tracked(0.0, -1e9, Presence.JOINED)
+        elif not force and now - tracked.seen < SEEN_AGAIN and tracked.state is Presence.CONNECTED:
+            return  # every signal counts as seen: a busy sender needs no bookkeeping each time
+        tracked.seen = now
         tracked.deadline = now + self.settings.grace_period
         if tracked.state is not Presence.CONNECTED:
             tracked.state = move(_label(key), tracked.state, Presence.CONNECTED)

@@ -169,11 +169,12 @@ class WebSocketProtocol(asyncio.Protocol):
         self.handler: Handler | None = None
         self.writing_paused = False
         self.reading_paused = False  # by the handler
-        self._buffer = b""
+        self._buffer: bytes | bytearray = b""
         self._fragments: list[bytes] | None = None
         self._fragment_opcode = OP_TEXT
         self._fragment_bytes = 0
         self._timer: asyncio.TimerHandle | None = None  # write stall or close handshake
+        self._parsing = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -201,7 +202,12 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.state is State.HANDSHAKE:
             self._handshake(data)
             return
-        self._buffer = self._buffer + data if self._buffer else data
+        if self._buffer:
+            # Left over from earlier: a bytearray, so a frame that arrives in many pieces
+            # is extended in place rather than copied whole at each piece.
+            self._buffer += data
+        else:
+            self._buffer = data
         self._parse()
 
     def pause_writing(self) -> None:
@@ -247,8 +253,11 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport.write(frame(OP_CLOSE, close_payload(code, reason)))
         self._cancel_timer()
         self._timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.transport.abort)
-        # The client's close frame must still be read, whatever the flow control said.
+        # The client's close frame must still be read, whatever the flow control said,
+        # and it may be buffered already.
         self.transport.resume_reading()
+        if self._buffer:
+            asyncio.get_running_loop().call_soon(self._parse)
 
     def pause_reading(self) -> None:
         """Deliver no more messages until :meth:`resume_reading` (the handler is busy)."""
@@ -328,6 +337,15 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _parse(self) -> None:
         """Deliver every whole message buffered, until the handler pauses reading."""
+        if self._parsing:
+            return  # called back from a handler: the running pass goes on from here
+        self._parsing = True
+        try:
+            self._parse_buffer()
+        finally:
+            self._parsing = False
+
+    def _parse_buffer(self) -> None:
         data = self._buffer
         offset = 0
         size = len(data)
@@ -371,7 +389,10 @@ class WebSocketProtocol(asyncio.Protocol):
             self._buffer = b""
             self._fail(error.code, error.reason)
             return
-        self._buffer = data[offset:] if offset < size else b""
+        if offset == size:
+            self._buffer = b""
+        elif offset or not isinstance(data, bytearray):
+            self._buffer = bytearray(data[offset:])  # the start of a frame: appended to
 
     def _frame(self, opcode: int, fin: bool, payload: bytes) -> None:
         if opcode in (OP_TEXT, OP_BINARY):

@@ -161,6 +161,12 @@ async def test_fragments_and_control_frames_are_understood(memory_server: Server
         raw.send(part)
         await raw.writer.drain()
     assert (await raw.message("pong"))["id"] == "long"
+    # And one that arrives a byte at a time.
+    drip = masked(0x1, b'{"type": "ping",' + b" " * 2000 + b'"id": "drip"}')
+    for at in range(len(drip)):
+        raw.send(drip[at : at + 1])
+        await raw.writer.drain()
+    assert (await raw.message("pong"))["id"] == "drip"
     # The client closes: the server answers with the same code and ends the connection.
     raw.send(masked(0x8, struct.pack("!H", 1000) + b"bye"))
     assert await raw.close_code() == 1000

@@ -48,6 +48,8 @@ PATH = re.compile(r"^/api/rooms/([^/]{1,64})/ws$")
 
 HEARTBEAT_SLICE = 0.05
 PING = to_json({"type": "ping"})
+PONG = '{"type":"pong"}'
+"""A pong as the page sends it; other spellings take the general path."""
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -145,6 +147,8 @@ class Connection:
 
     def received(self, text: str) -> None:
         self.last_heard = time.monotonic()
+        if text == PONG:
+            return  # the heartbeat's answer, the commonest message: hearing it is all
         if self._busy:
             if self._inbox is None:
                 self._inbox = deque()
