@@ -39,7 +39,7 @@ from ..rooms import Event, Participant
 from ..signaling import Signaling, parse_room_id
 from ..signaling.access import ensure_present
 from ..store import Message
-from ..tasks import stop_task
+from ..tasks import run_eagerly, stop_task
 from ..websocket import State, WebSocketProtocol
 
 logger = logging.getLogger("peerscreen.socket")
@@ -157,7 +157,10 @@ class Connection:
                 self.ws.pause_reading()
             return
         self._busy = True
-        asyncio.get_running_loop().create_task(self._process(text))
+        if self.service.store.waits:
+            asyncio.get_running_loop().create_task(self._process(text))
+        else:
+            run_eagerly(self._process(text))
 
     def writable(self) -> None:
         if self._held:

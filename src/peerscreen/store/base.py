@@ -209,6 +209,9 @@ class Store(ABC):
     when the backing service cannot be reached."""
 
     kind: str = "abstract"
+    waits: bool = True
+    """Whether calls may wait on I/O. A store whose calls never do (the in-memory one)
+    lets the socket handle a message without a task (see tasks.run_eagerly)."""
 
     def __init__(self) -> None:
         self.notifier = Notifier()

@@ -97,6 +97,7 @@ class MemoryStore(Store):
     """Rooms in a dict; expired rooms are dropped on access and by a periodic sweep."""
 
     kind = "memory"
+    waits = False
 
     def __init__(self) -> None:
         super().__init__()
