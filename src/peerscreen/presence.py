@@ -98,12 +98,13 @@ class PresenceTracker:
         if force or now - self._touched.get(participant.room_id, 0.0) >= TOUCH_EVERY:
             self._touched[participant.room_id] = now - random.uniform(0, TOUCH_EVERY / 2)
             writes.append(self.store.touch_room(participant.room_id, self.settings.room_ttl))
-        if len(writes) == 1:
-            await writes[0]
-        elif writes:
+        if len(writes) == 2 and self.store.waits:
             # Both at once: one round trip to a shared store, not two (a socket's hello
             # waits for them).
             await asyncio.gather(*writes)
+        else:
+            for write in writes:
+                await write
 
     def went_away(self, participant: Participant) -> None:
         """The participant's socket closed: it has the grace period to come back."""

@@ -160,9 +160,6 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def __init__(self, config: Any = None, server_state: Any = None, **_: Any) -> None:
         self._server_state = server_state
-        self._default_headers: list[tuple[bytes, bytes]] = (
-            list(server_state.default_headers) if server_state is not None else []
-        )
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] | None = None
         self.state = State.HANDSHAKE
@@ -325,8 +322,9 @@ class WebSocketProtocol(asyncio.Protocol):
             b"connection: Upgrade\r\n",
             b"sec-websocket-accept: " + accept_key(key) + b"\r\n",
         ]
-        for name, value in self._default_headers:
-            response.append(name + b": " + value + b"\r\n")
+        if self._server_state is not None:  # uvicorn's date and server headers
+            for name, value in self._server_state.default_headers:
+                response.append(name + b": " + value + b"\r\n")
         response.append(b"\r\n")
         self.transport.write(b"".join(response))
         self.state = State.OPEN
