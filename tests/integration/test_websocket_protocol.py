@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import struct
 from collections.abc import Callable
@@ -247,3 +248,34 @@ async def test_a_client_that_asks_without_reading_is_read_no_more_and_dropped(
         assert loop.time() < deadline, "the socket that reads nothing stayed"
         await asyncio.sleep(0.1)
     raw.close()
+
+
+async def test_stopping_the_server_closes_every_socket_with_1001(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """A stopping server says why to every socket, and a client that never answers the
+    close handshake does not hold the stop for longer than the handshake's timeout."""
+    server = start_server()
+    path, token = await new_room(server)
+    polite, _ = await RawSocket.connect(server.port, path)
+    polite.send_text(hello(token))
+    await polite.message("welcome")
+    silent, _ = await RawSocket.connect(server.port, path)  # the same participant: replaces
+    silent.send_text(hello(token))
+    await silent.message("welcome")
+    assert await polite.close_code() == 4409
+    process = server.process
+    assert process is not None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stopping = asyncio.create_task(asyncio.to_thread(server.stop))
+    # The silent client reads the close frame but never answers it.
+    opcode, payload = await silent.frame()
+    assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1001
+    assert payload[2:] == b"Server shutting down"
+    await stopping
+    # uvicorn ends by re-raising the SIGTERM it handled; a kill would be SIGKILL.
+    assert process.returncode == -signal.SIGTERM, "the server had to be killed"
+    assert "Finished server process" in server.log()
+    assert loop.time() - started < 9
+    silent.close()
