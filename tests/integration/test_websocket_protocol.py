@@ -279,3 +279,49 @@ async def test_stopping_the_server_closes_every_socket_with_1001(
     assert "Finished server process" in server.log()
     assert loop.time() - started < 9
     silent.close()
+
+
+async def test_sockets_through_a_trusted_proxy_are_capped_by_their_own_address(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(trusted_proxies="127.0.0.1/32", max_connections_per_client=3)
+    path, token = await new_room(server)
+
+    def forwarded(address: bytes) -> bytes:
+        return (
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+            + KEY
+            + b"\r\nX-Forwarded-For: "
+            + address
+            + b"\r\n"
+        )
+
+    held = []
+    for _ in range(3):
+        raw, head = await RawSocket.connect(server.port, path, forwarded(b"203.0.113.9"))
+        assert head.startswith(b"HTTP/1.1 101 ")
+        held.append(raw)
+    # The fourth from that client is told why, with a close code a browser can read.
+    over, head = await RawSocket.connect(server.port, path, forwarded(b"203.0.113.9"))
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert await over.close_code() == 4429
+    over.close()
+    # Another client behind the same proxy is not affected.
+    other, _ = await RawSocket.connect(server.port, path, forwarded(b"203.0.113.10"))
+    other.send_text(hello(token))
+    assert (await other.message("welcome"))["role"] == "host"
+    # A closed socket gives its place back.
+    held.pop().close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        again, _ = await RawSocket.connect(server.port, path, forwarded(b"203.0.113.9"))
+        again.send_text(hello(token))
+        opcode, _ = await again.frame()
+        if opcode == 0x1:
+            break  # welcome: admitted
+        again.close()
+        assert loop.time() < deadline, "the closed socket's place was not given back"
+        await asyncio.sleep(0.1)
+    for raw in [*held, other, again]:
+        raw.close()
