@@ -10,7 +10,7 @@ import segno
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from ..errors import forbidden, unauthorized
+from ..errors import ErrorCode, PeerscreenError, forbidden, unauthorized
 from ..ice import ice_servers
 from ..links import room_url
 from ..protocol import (
@@ -286,14 +286,9 @@ async def get_ice_servers(room_id: str, service: SignalingDep, token: TokenDep) 
     summary="The participant's WebSocket (push delivery); plain HTTP gets 426",
 )
 async def socket_info(room_id: str) -> Response:
-    return JSONResponse(
-        {
-            "error": {
-                "code": "upgrade_required",
-                "message": "This endpoint speaks WebSocket: connect with ws:// or wss:// and "
-                "send a hello message (see docs/protocol.md).",
-            }
-        },
-        status_code=426,
-        headers={"Upgrade": "websocket"},
+    error = PeerscreenError(
+        ErrorCode.UPGRADE_REQUIRED,
+        "This endpoint speaks WebSocket: connect with ws:// or wss:// and send a hello "
+        "message (see docs/protocol.md).",
     )
+    return JSONResponse(error.to_json(), status_code=error.status, headers={"Upgrade": "websocket"})
