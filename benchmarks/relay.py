@@ -50,6 +50,7 @@ import httpx
 import psutil
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -430,10 +431,14 @@ class Peerscreen(Target):
 
     async def _connect(self, port: int, room_id: str, token: str) -> ClientConnection:
         """A participant's socket, open and authenticated."""
+        # The hello in the handshake, as the page sends it (js/signaling.js).
+        offered = [Subprotocol(p) for p in ("peerscreen", f"auth.{token}", "resume.0")]
         ws = await websockets.connect(
-            f"ws://127.0.0.1:{port}/api/rooms/{room_id}/ws", ping_interval=None, max_queue=None
+            f"ws://127.0.0.1:{port}/api/rooms/{room_id}/ws",
+            ping_interval=None,
+            max_queue=None,
+            subprotocols=offered,
         )
-        await ws.send(json.dumps({"type": "hello", "token": token}))
         welcome = json.loads(await ws.recv())
         assert welcome["type"] == "welcome", welcome
         return ws

@@ -200,7 +200,9 @@ class PeerscreenApp:
         proxied = peer is not None and self.proxies and is_trusted(peer, self.proxies)
         if proxied and not self.gate.admit(id(ws), client_ip):
             return Refused(ws, self.gate.refusal().close_code, "Too many connections")
-        return sockets.accept(ws, request.path, client_ip)
+        return sockets.accept(
+            ws, request.path, client_ip, request.headers.get(b"sec-websocket-protocol")
+        )
 
     def socket_closed(self, ws: WebSocketProtocol) -> None:
         self.gate.release(id(ws))

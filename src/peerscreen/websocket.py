@@ -19,7 +19,7 @@ What it holds a client to:
   (pongs, replies) cannot pile up in the server;
 - a close handshake that does not finish within ``CLOSE_TIMEOUT`` ends the connection.
 
-Per-message deflate and subprotocols are not offered.
+Per-message deflate is not offered; a subprotocol only if the handler picks one.
 """
 
 from __future__ import annotations
@@ -164,6 +164,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] | None = None
         self.state = State.HANDSHAKE
         self.handler: Handler | None = None
+        self.subprotocol: bytes | None = None  # chosen by accept(), named in the 101
         self.writing_paused = False
         self.reading_paused = False  # by the handler
         self._buffer: bytes | bytearray = b""
@@ -228,7 +229,8 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def accept(self, request: UpgradeRequest) -> Handler:
         """The handler for this upgrade; raise PeerscreenError to refuse the handshake
-        with an HTTP response. Servers override this."""
+        with an HTTP response. It may set :attr:`subprotocol` to one the client offered.
+        Servers override this."""
         raise PeerscreenError(ErrorCode.NOT_FOUND, "No WebSocket endpoint here.")
 
     # --- what the handler calls ---------------------------------------------------------
@@ -322,6 +324,8 @@ class WebSocketProtocol(asyncio.Protocol):
             b"connection: Upgrade\r\n",
             b"sec-websocket-accept: " + accept_key(key) + b"\r\n",
         ]
+        if self.subprotocol is not None:
+            response.append(b"sec-websocket-protocol: " + self.subprotocol + b"\r\n")
         if self._server_state is not None:  # uvicorn's date and server headers
             for name, value in self._server_state.default_headers:
                 response.append(name + b": " + value + b"\r\n")

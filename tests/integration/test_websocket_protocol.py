@@ -11,10 +11,14 @@ import signal
 import socket
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import psutil
 import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from ..support.clients import create_room
 from ..support.processes import ServerProcess
@@ -325,3 +329,61 @@ async def test_sockets_through_a_trusted_proxy_are_capped_by_their_own_address(
         await asyncio.sleep(0.1)
     for raw in [*held, other, again]:
         raw.close()
+
+
+async def test_the_hello_can_ride_in_the_handshake(memory_server: ServerProcess) -> None:
+    """``peerscreen``, ``auth.<token>`` and ``resume.<seq>`` offered as subprotocols: the
+    server picks ``peerscreen`` and the welcome follows the upgrade with no hello sent."""
+    async with httpx.AsyncClient(base_url=memory_server.base_url) as http:
+        room = await create_room(http)
+        viewer = (await http.post(f"/api/rooms/{room['roomId']}/viewers")).json()
+    url = f"{memory_server.ws_url}/api/rooms/{room['roomId']}/ws"
+
+    def offer(*parts: str) -> list[Subprotocol]:
+        return [Subprotocol(part) for part in parts]
+
+    host_auth = f"auth.{room['hostToken']}"
+    async with websockets.connect(url, subprotocols=offer("peerscreen", host_auth)) as host:
+        assert host.subprotocol == "peerscreen"
+        welcome = json.loads(await asyncio.wait_for(host.recv(), 10))
+        assert welcome["type"] == "welcome" and welcome["role"] == "host"
+        assert welcome["lastSeq"] == 1
+        joined = await next_of(host, "viewer-joined")
+        assert joined["seq"] == 1 and joined["viewerId"] == viewer["viewerId"]
+        # A message sent right after the handshake is handled once the socket is in.
+        await host.send(json.dumps({"type": "ping", "id": "early"}))
+        assert await next_of(host, "pong") == {"type": "pong", "id": "early"}
+    # Resuming after 1: nothing is sent again before the reply to a new ping.
+    resuming = offer("peerscreen", host_auth, "resume.1")
+    async with websockets.connect(url, subprotocols=resuming) as again:
+        assert json.loads(await asyncio.wait_for(again.recv(), 10))["type"] == "welcome"
+        await again.send(json.dumps({"type": "ping", "id": "after"}))
+        async with asyncio.timeout(10):
+            while (reply := json.loads(await again.recv()))["type"] == "ping":
+                pass
+        assert reply == {"type": "pong", "id": "after"}
+    # Refusals keep their close codes.
+    viewer_auth = f"auth.{viewer['viewerToken']}"
+    for offered, code in (
+        (offer("peerscreen", "auth.host.wrong"), 4401),
+        (offer("peerscreen", viewer_auth, "resume.99"), 4400),
+        (offer("peerscreen", viewer_auth, "resume.x"), 4400),
+    ):
+        async with websockets.connect(url, subprotocols=offered) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code, offered
+    # Without auth among them, the hello is awaited as a message, as before.
+    async with websockets.connect(url, subprotocols=offer("peerscreen")) as plain:
+        assert plain.subprotocol == "peerscreen"
+        await plain.send(hello(viewer["viewerToken"]))
+        assert json.loads(await asyncio.wait_for(plain.recv(), 10))["role"] == "viewer"
+
+
+async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next message of type ``kind`` within 10 s (others skipped)."""
+    async with asyncio.timeout(10):
+        while True:
+            message: dict[str, Any] = json.loads(await ws.recv())
+            if message["type"] == kind:
+                return message

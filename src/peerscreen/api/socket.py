@@ -378,6 +378,28 @@ class Connection:
         )
 
 
+SUBPROTOCOL = b"peerscreen"
+
+
+def _offered(subprotocols: bytes) -> list[bytes]:
+    return [part.strip() for part in subprotocols.split(b",") if part.strip()]
+
+
+def _hello_in(subprotocols: bytes) -> str | None:
+    """The hello a client offered as subprotocols (``auth.<token>``, ``resume.<seq>``),
+    as the message it stands for; None when it offered none."""
+    fields: dict[str, Any] = {"type": "hello"}
+    for part in _offered(subprotocols):
+        name, _, value = part.decode("latin-1").partition(".")
+        if name == "auth" and value:
+            fields["token"] = value
+        elif name == "resume" and value:
+            fields["resume"] = int(value) if value.isdigit() else value
+    if "token" not in fields:
+        return None
+    return to_json(fields).decode()
+
+
 def _message_id(text: str) -> Any:
     """The client's ``id`` of a message that failed, so it can match the error to it."""
     if len(text) > MAX_BODY_BYTES:
@@ -396,27 +418,39 @@ def _message_id(text: str) -> Any:
 class _Opening:
     """The handler of a socket until its hello is checked; then a :class:`Connection`."""
 
-    __slots__ = ("_hello", "_task", "client_ip", "room_text", "sockets", "ws")
+    __slots__ = ("_given", "_hello", "_task", "client_ip", "early", "room_text", "sockets", "ws")
 
     def __init__(
-        self, sockets: Sockets, ws: WebSocketProtocol, room_text: str, client_ip: str
+        self,
+        sockets: Sockets,
+        ws: WebSocketProtocol,
+        room_text: str,
+        client_ip: str,
+        hello: str | None = None,
     ) -> None:
         self.sockets = sockets
         self.ws = ws
         self.room_text = room_text
         self.client_ip = client_ip
+        self._given = hello  # a hello that came with the handshake
+        self.early: list[str] = []  # messages that came before the connection was made
         self._hello: asyncio.Future[str] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def opened(self) -> None:
         loop = asyncio.get_running_loop()
         self._hello = loop.create_future()
+        if self._given is not None:
+            self._hello.set_result(self._given)
         self._task = loop.create_task(self.sockets._start(self))
 
     def received(self, text: str) -> None:
         if self._hello is not None and not self._hello.done():
             self._hello.set_result(text)
-        # Whatever follows waits until the socket is authenticated.
+            self.ws.pause_reading()  # whatever follows waits until the socket is authenticated
+            return
+        # Sent right after a handshake that carried the hello: kept for the connection.
+        self.early.append(text)
         self.ws.pause_reading()
 
     def writable(self) -> None:
@@ -490,14 +524,24 @@ class Sockets:
             with contextlib.suppress(StoreUnavailable):
                 await self.service.seen(connection.participant)
 
-    def accept(self, ws: WebSocketProtocol, path: str, client_ip: str) -> _Opening:
-        """The handler for a new socket at ``path``; PeerscreenError refuses it."""
+    def accept(
+        self, ws: WebSocketProtocol, path: str, client_ip: str, subprotocols: bytes | None = None
+    ) -> _Opening:
+        """The handler for a new socket at ``path``; PeerscreenError refuses it.
+
+        ``subprotocols`` is the Sec-WebSocket-Protocol the client offered: with
+        ``peerscreen`` and ``auth.<token>`` (and ``resume.<seq>``) among them, the
+        handshake carries the hello and the welcome follows it without a round trip.
+        """
         match = PATH.match(path)
         if match is None:
             raise PeerscreenError(ErrorCode.NOT_FOUND, "No WebSocket endpoint here.")
+        hello = _hello_in(subprotocols) if subprotocols else None
+        if subprotocols and SUBPROTOCOL in _offered(subprotocols):
+            ws.subprotocol = SUBPROTOCOL
         # The handshake is accepted whatever the hello will say: a refused handshake
         # reaches browsers as a bare 1006 with no reason, a close code says why.
-        return _Opening(self, ws, match.group(1), client_ip)
+        return _Opening(self, ws, match.group(1), client_ip, hello)
 
     async def _start(self, opening: _Opening) -> None:
         ws = opening.ws
@@ -523,6 +567,8 @@ class Sockets:
         )
         connection.send(welcome)
         connection.wake()  # whatever waited while the socket was down
+        for text in opening.early:
+            connection.received(text)
         ws.resume_reading()
         # Resuming means it had a socket before: back after going away (a replaced
         # socket's participant never went away).

@@ -129,11 +129,14 @@ export class SignalingClient extends EventTarget {
 
   openSocket() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}/api/rooms/${this.roomId}/ws`);
+    // The hello rides in the handshake (docs/protocol.md): the welcome follows the
+    // upgrade at once instead of a round trip later.
+    const socket = new WebSocket(`${scheme}//${location.host}/api/rooms/${this.roomId}/ws`, [
+      "peerscreen",
+      `auth.${this.token}`,
+      `resume.${this.lastSeq}`,
+    ]);
     this.socket = socket;
-    socket.onopen = () => {
-      socket.send(JSON.stringify({ type: "hello", token: this.token, resume: this.lastSeq }));
-    };
     socket.onmessage = (event) => this.onSocketMessage(JSON.parse(String(event.data)));
     socket.onclose = (event) => this.onSocketClose(event.code, event.reason);
   }
