@@ -43,7 +43,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -553,7 +553,7 @@ class RedisStore(Store):
         room_id, participant_id = _mailbox_of(channel)
         if not self.notifier.has_listener(room_id, participant_id):
             return  # its reader left while the channel lingers
-        message = json.loads(body) if body else None
+        message = from_json(body) if body else None
         self.notifier.notify(room_id, participant_id, message)
 
     def _on_subscribed(self, channel: str) -> None:
