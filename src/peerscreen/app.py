@@ -174,7 +174,9 @@ class PeerscreenApp:
             signaling.polls.drain()
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        if self.proxies and scope["type"] in ("http", "websocket"):
+        # Sockets are counted in accept_socket: they reach peerscreen's own protocol,
+        # not this ASGI entry point.
+        if self.proxies and scope["type"] == "http":
             peer = scope.get("client")
             if peer is not None and is_trusted(peer[0], self.proxies):
                 return self._counted(scope, receive, send)

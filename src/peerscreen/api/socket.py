@@ -100,6 +100,7 @@ class Connection:
         "_busy",
         "_delivering",
         "_dirty",
+        "_eager",
         "_held",
         "_inbox",
         "_must_read",
@@ -138,6 +139,7 @@ class Connection:
         self._held = False  # mail waits because the client does not read
         self._trimmed = resume  # the store dropped what is numbered up to this
         self._busy = False  # a client message is being handled
+        self._eager = not sockets.service.store.waits  # handled without a task
         self._inbox: deque[str] | None = None  # client messages waiting for it
 
     # --- the WebSocket's handler ----------------------------------------------------------
@@ -157,10 +159,10 @@ class Connection:
                 self.ws.pause_reading()
             return
         self._busy = True
-        if self.service.store.waits:
-            asyncio.get_running_loop().create_task(self._process(text))
-        else:
+        if self._eager:
             run_eagerly(self._process(text))
+        else:
+            asyncio.get_running_loop().create_task(self._process(text))
 
     def writable(self) -> None:
         if self._held:
@@ -385,11 +387,11 @@ def _offered(subprotocols: bytes) -> list[bytes]:
     return [part.strip() for part in subprotocols.split(b",") if part.strip()]
 
 
-def _hello_in(subprotocols: bytes) -> str | None:
+def _hello_in(offered: list[bytes]) -> str | None:
     """The hello a client offered as subprotocols (``auth.<token>``, ``resume.<seq>``),
     as the message it stands for; None when it offered none."""
     fields: dict[str, Any] = {"type": "hello"}
-    for part in _offered(subprotocols):
+    for part in offered:
         name, _, value = part.decode("latin-1").partition(".")
         if name == "auth" and value:
             fields["token"] = value
@@ -536,12 +538,12 @@ class Sockets:
         match = PATH.match(path)
         if match is None:
             raise PeerscreenError(ErrorCode.NOT_FOUND, "No WebSocket endpoint here.")
-        hello = _hello_in(subprotocols) if subprotocols else None
-        if subprotocols and SUBPROTOCOL in _offered(subprotocols):
+        offered = _offered(subprotocols) if subprotocols else []
+        if SUBPROTOCOL in offered:
             ws.subprotocol = SUBPROTOCOL
         # The handshake is accepted whatever the hello will say: a refused handshake
         # reaches browsers as a bare 1006 with no reason, a close code says why.
-        return _Opening(self, ws, match.group(1), client_ip, hello)
+        return _Opening(self, ws, match.group(1), client_ip, _hello_in(offered))
 
     async def _start(self, opening: _Opening) -> None:
         ws = opening.ws
