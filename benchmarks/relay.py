@@ -798,11 +798,26 @@ def summarize(samples: list[Sample], baseline: str = "peerjs") -> dict[str, Any]
 
 
 SERVERS = ("peerjs", "peerscreen", "redis", "redis-2proc", "cluster")
+YARDSTICKS = ("python-floor",)
+"""Run only when named: not products, but measures of what the runtime alone costs."""
+
+
+class PythonFloor(PeerJS):
+    """floor_relay.py: PeerJS's protocol and work per message, in Python on
+    peerscreen's WebSocket layer (see that file)."""
+
+    name = "python-floor"
+
+    def command(self, port: int) -> list[str]:
+        script = Path(__file__).with_name("floor_relay.py")
+        return [sys.executable, str(script), "--port", str(port)]
 
 
 def make_target(name: str, flags: list[str]) -> Target:
     if name == "peerjs":
         return PeerJS()
+    if name == "python-floor":
+        return PythonFloor()
     if name == "peerscreen":
         return Peerscreen(flags)
     store, _, procs = name.partition("-")
@@ -890,7 +905,7 @@ def main() -> int:
         "--servers",
         nargs="+",
         default=list(SERVERS),
-        choices=SERVERS,
+        choices=SERVERS + YARDSTICKS,
         help="peerscreen: memory store; redis: one process on a redis-server; redis-2proc: "
         "hosts on one process, viewers on another; cluster: a three-node Redis Cluster",
     )
