@@ -5,9 +5,10 @@ The documented protocol is ``docs/protocol.md``; this module is its executable f
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from typing_extensions import TypedDict
 
 MAX_SDP_CHARS = 65536
 MAX_CANDIDATE_CHARS = 2048
@@ -25,25 +26,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class SessionDescription(BaseModel):
+# What signals carry, and every WebSocket message, validate into plain dictionaries
+# (TypedDicts), not models: a signal is relayed as the dictionary it arrived as, and
+# building a model per message, then a dictionary from it, showed in the relay's CPU.
+
+
+class SessionDescription(TypedDict):
     """An RTCSessionDescriptionInit."""
 
-    model_config = ConfigDict(extra="ignore")
+    __pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[misc]
 
     type: Literal["offer", "answer"]
     sdp: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 
 
-class IceCandidate(BaseModel):
+class IceCandidate(TypedDict):
     """An RTCIceCandidateInit; an empty ``candidate`` marks the end of candidates."""
 
     # Browsers' RTCIceCandidate.toJSON() gives exactly these fields; others are dropped.
-    model_config = ConfigDict(extra="ignore")
+    __pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[misc]
 
     candidate: Annotated[str, StringConstraints(max_length=MAX_CANDIDATE_CHARS)]
-    sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None
-    sdpMLineIndex: Annotated[int, Field(ge=0, le=1023)] | None = None
-    usernameFragment: Annotated[str, StringConstraints(max_length=256)] | None = None
+    sdpMid: NotRequired[Annotated[str, StringConstraints(max_length=64)] | None]
+    sdpMLineIndex: NotRequired[Annotated[int, Field(ge=0, le=1023)] | None]
+    usernameFragment: NotRequired[Annotated[str, StringConstraints(max_length=256)] | None]
 
 
 # --- REST bodies (the original design's /api/offer, /api/answer, /api/candidate) ---------
@@ -83,19 +89,25 @@ class SignalPost(_Strict):
 
 # --- WebSocket messages from clients ------------------------------------------------------
 
+_FORBID_EXTRA = ConfigDict(extra="forbid")
 
-class HelloMessage(_Strict):
+
+class HelloMessage(TypedDict):
+    __pydantic_config__ = _FORBID_EXTRA  # type: ignore[misc]
+
     type: Literal["hello"]
     token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    resume: Annotated[int, Field(ge=0)] = 0
+    resume: NotRequired[Annotated[int, Field(ge=0)]]
 
 
-class WsSignal(_Strict):
+class WsSignal(TypedDict):
+    __pydantic_config__ = _FORBID_EXTRA  # type: ignore[misc]
+
     type: Literal["offer", "answer", "candidate"]
-    id: ClientMessageId | None = None
-    to: ParticipantIdText | None = None
-    desc: SessionDescription | None = None
-    candidate: IceCandidate | None = None
+    id: NotRequired[ClientMessageId | None]
+    to: NotRequired[ParticipantIdText | None]
+    desc: NotRequired[SessionDescription | None]
+    candidate: NotRequired[IceCandidate | None]
 
 
 ChatText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
@@ -110,9 +122,13 @@ class ChatPost(_Strict):
     name: DisplayName | None = Field(None, description="The sender's display name.")
 
 
-class WsChat(ChatPost):
+class WsChat(TypedDict):
+    __pydantic_config__ = _FORBID_EXTRA  # type: ignore[misc]
+
     type: Literal["chat"]
-    id: ClientMessageId | None = None
+    id: NotRequired[ClientMessageId | None]
+    text: ChatText
+    name: NotRequired[DisplayName | None]
 
 
 class ConnectionReport(_Strict):
@@ -128,19 +144,25 @@ class ChatHistory(BaseModel):
     messages: list[dict[str, Any]]
 
 
-class AckMessage(_Strict):
+class AckMessage(TypedDict):
+    __pydantic_config__ = _FORBID_EXTRA  # type: ignore[misc]
+
     type: Literal["ack"]
     seq: Annotated[int, Field(ge=0)]
 
 
-class PingMessage(_Strict):
+class PingMessage(TypedDict):
+    __pydantic_config__ = _FORBID_EXTRA  # type: ignore[misc]
+
     type: Literal["ping", "pong"]
-    id: ClientMessageId | None = None
+    id: NotRequired[ClientMessageId | None]
 
 
-class LeaveMessage(_Strict):
+class LeaveMessage(TypedDict):
+    __pydantic_config__ = _FORBID_EXTRA  # type: ignore[misc]
+
     type: Literal["leave"]
-    id: ClientMessageId | None = None
+    id: NotRequired[ClientMessageId | None]
 
 
 ClientMessage = Annotated[
@@ -158,12 +180,21 @@ def signal_payload(
     if kind in ("offer", "answer"):
         if desc is None:
             raise ValueError(f"an {kind} needs 'desc'")
-        if desc.type != kind:
-            raise ValueError(f"an {kind} needs desc.type '{kind}', got '{desc.type}'")
-        return {"desc": desc.model_dump()}
+        if desc["type"] != kind:
+            raise ValueError(f"an {kind} needs desc.type '{kind}', got '{desc['type']}'")
+        return {"desc": desc}
     if candidate is None:
         raise ValueError("a candidate message needs 'candidate'")
-    return {"candidate": candidate.model_dump(exclude_none=True)}
+    return {"candidate": without_nulls(candidate)}
+
+
+def without_nulls(candidate: IceCandidate) -> IceCandidate:
+    """A candidate as relayed: fields given as null are left out, as if not given."""
+    if None in candidate.values():
+        return cast(
+            IceCandidate, {name: value for name, value in candidate.items() if value is not None}
+        )
+    return candidate
 
 
 # --- Responses ----------------------------------------------------------------------------

@@ -84,6 +84,11 @@ class RateLimits:
             return
         await self._count(limit, keys, count=True)
 
+    def take_signal(self, room_id: str, participant_id: str) -> None:
+        """Count one signal of a participant (:class:`RateLimited` over the limit); the
+        same as ``hit(Limit.SIGNAL, ...)`` without a coroutine, as it never waits."""
+        self._signals.take((room_id, participant_id))
+
     async def _count(self, limit: Limit, keys: tuple[str, ...], count: bool) -> None:
         item = self._items[limit]
         retry_after = await self._store.count_calls(

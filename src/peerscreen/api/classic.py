@@ -24,6 +24,7 @@ from ..protocol import (
     OfferPost,
     OfferResponse,
     RoomInfo,
+    without_nulls,
 )
 from ..rooms import Signal, check_viewer_claim, clamp_wait
 from ..signaling import parse_room_id
@@ -52,11 +53,9 @@ WaitQuery = Annotated[
 async def post_offer(body: OfferPost, service: SignalingDep, token: TokenDep) -> Accepted:
     sender = await service.authenticate(parse_room_id(body.room_id), token)
     check_viewer_claim(sender, None, None)
-    if body.desc.type != "offer":
-        raise _wrong_type("offer", body.desc.type)
-    seq = await service.mail.send(
-        sender, Signal.OFFER, body.viewer_id, {"desc": body.desc.model_dump()}
-    )
+    if body.desc["type"] != "offer":
+        raise _wrong_type("offer", body.desc["type"])
+    seq = await service.mail.send(sender, Signal.OFFER, body.viewer_id, {"desc": body.desc})
     return Accepted(seq=seq)
 
 
@@ -89,9 +88,9 @@ async def get_offer(
 async def post_answer(body: AnswerPost, service: SignalingDep, token: TokenDep) -> Accepted:
     sender = await service.authenticate(parse_room_id(body.room_id), token)
     check_viewer_claim(sender, "viewer", body.viewer_id)
-    if body.desc.type != "answer":
-        raise _wrong_type("answer", body.desc.type)
-    seq = await service.mail.send(sender, Signal.ANSWER, None, {"desc": body.desc.model_dump()})
+    if body.desc["type"] != "answer":
+        raise _wrong_type("answer", body.desc["type"])
+    seq = await service.mail.send(sender, Signal.ANSWER, None, {"desc": body.desc})
     return Accepted(seq=seq)
 
 
@@ -130,7 +129,7 @@ async def post_candidate(body: CandidatePost, service: SignalingDep, token: Toke
     sender = await service.authenticate(parse_room_id(body.room_id), token)
     check_viewer_claim(sender, body.role, body.viewer_id)
     to = body.viewer_id if sender.is_host else None
-    payload = {"candidate": body.candidate.model_dump(exclude_none=True)}
+    payload = {"candidate": without_nulls(body.candidate)}
     seq = await service.mail.send(sender, Signal.CANDIDATE, to, payload)
     return Accepted(seq=seq)
 

@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
@@ -26,8 +26,7 @@ from ..errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validati
 from ..protocol import (
     MAX_BODY_BYTES,
     AckMessage,
-    HelloMessage,
-    LeaveMessage,
+    ClientMessage,
     PingMessage,
     WsChat,
     WsSignal,
@@ -49,6 +48,7 @@ PATH = re.compile(r"^/api/rooms/([^/]{1,64})/ws$")
 HEARTBEAT_SLICE = 0.05
 PING = to_json({"type": "ping"})
 PONG = '{"type":"pong"}'
+SIGNALS = frozenset(("offer", "answer", "candidate"))
 """A pong as the page sends it; other spellings take the general path."""
 
 CLOSE_NORMAL = 1000
@@ -332,20 +332,23 @@ class Connection:
             if exc.code is ErrorCode.ROOM_NOT_FOUND:
                 raise _room_lost() from None
 
-    async def _dispatch(self, message: Any) -> None:
-        if isinstance(message, WsSignal):
+    async def _dispatch(self, message: ClientMessage) -> None:
+        kind = message["type"]
+        if kind in SIGNALS:
+            signal = cast(WsSignal, message)
             await self.service.mail.send_addressed(
-                self.participant, message.type, message.to, message.desc, message.candidate
+                self.participant,
+                kind,
+                signal.get("to"),
+                signal.get("desc"),
+                signal.get("candidate"),
+                mark_seen=False,  # the heartbeat marks a socket's participant present
             )
-            if message.id is not None:
-                self.send({"type": "accepted", "id": message.id})
-        elif isinstance(message, WsChat):
-            await self.service.chat.post(self.participant, message.text, message.name)
-            if message.id is not None:
-                self.send({"type": "accepted", "id": message.id})
-        elif isinstance(message, AckMessage):
+            if signal.get("id") is not None:
+                self.send({"type": "accepted", "id": signal["id"]})
+        elif kind == "ack":
             # Only what was sent can be confirmed; a larger number would drop unsent mail.
-            self.acked = max(self.acked, min(message.seq, self.sent))
+            self.acked = max(self.acked, min(cast(AckMessage, message)["seq"], self.sent))
             if self.acked > self._trimmed:
                 # Free the mailbox's budget now: with mail handed over whole, no read
                 # may come to drop it.
@@ -355,10 +358,14 @@ class Connection:
                     await self.service.store.acknowledge(
                         participant.room_id, participant.participant_id, self.acked
                     )
-        elif isinstance(message, PingMessage):
-            if message.type == "ping":
-                self.send({"type": "pong", "id": message.id})
-        elif isinstance(message, LeaveMessage):
+        elif kind == "chat":
+            chat = cast(WsChat, message)
+            await self.service.chat.post(self.participant, chat["text"], chat.get("name"))
+            if chat.get("id") is not None:
+                self.send({"type": "accepted", "id": chat["id"]})
+        elif kind == "ping":
+            self.send({"type": "pong", "id": cast(PingMessage, message).get("id")})
+        elif kind == "leave":
             if self.participant.is_host:
                 await self.service.end_room(self.participant.room_id, "host-ended")
             else:
@@ -366,7 +373,7 @@ class Connection:
                     self.participant, self.participant.participant_id, "left"
                 )
             raise _Closing(CLOSE_NORMAL, "Left the room", finished=True)
-        elif isinstance(message, HelloMessage):
+        elif kind == "hello":
             raise PeerscreenError(ErrorCode.INVALID_REQUEST, "Already authenticated.")
 
     def _send_error(self, text: str, error: PeerscreenError) -> None:
@@ -613,12 +620,13 @@ class Sockets:
                     'The first message must be {"type": "hello", "token": ...}: '
                     + from_validation(exc.errors(), "Message").message,
                 ) from exc
-            participant = await service.authenticate(room_id, hello.token, allow_ended=True)
+            participant = await service.authenticate(room_id, hello["token"], allow_ended=True)
+            resume = hello.get("resume", 0)
             last_seq = await service.store.last_seq(room_id, participant.participant_id)
-            if hello.resume > last_seq:
+            if resume > last_seq:
                 raise PeerscreenError(
                     ErrorCode.INVALID_REQUEST,
-                    f"Cannot resume after {hello.resume}: the newest message is {last_seq}.",
+                    f"Cannot resume after {resume}: the newest message is {last_seq}.",
                 )
             await service.seen(participant, force=True)
         except TimeoutError:
@@ -638,4 +646,4 @@ class Sockets:
             "lastSeq": last_seq,
             "heartbeat": service.settings.heartbeat_interval,
         }
-        return participant, hello.resume, welcome
+        return participant, resume, welcome

@@ -10,7 +10,7 @@ from ..errors import ErrorCode, PeerscreenError, room_not_found
 from ..metrics import Metrics
 from ..presence import PresenceTracker
 from ..protocol import IceCandidate, SessionDescription, signal_payload
-from ..ratelimit import Limit, RateLimits
+from ..ratelimit import RateLimits
 from ..rooms import Participant, Signal, require_addressee, route, viewer_not_found
 from ..store import MailBudget, Message, Refusal, Store
 from ..store.base import ROOM_OFFER
@@ -35,19 +35,25 @@ class Mail:
         self.presence = presence
         self.rate_limits = rate_limits
         self.budget = budget_for(settings)
-        # One counter per signal, looked up once: labels() per message showed in profiles.
-        self._counters = {signal: metrics.messages.labels(signal.value) for signal in Signal}
 
     async def send(
-        self, sender: Participant, signal: Signal, to: str | None, payload: dict[str, Any]
+        self,
+        sender: Participant,
+        signal: Signal,
+        to: str | None,
+        payload: dict[str, Any],
+        *,
+        mark_seen: bool = True,
     ) -> int | None:
         """Deliver a signal to its addressee's mailbox; its sequence number there.
 
         ``None`` for the room offer of the single-viewer flow, which has no addressee.
+        ``mark_seen=False`` leaves the sender's presence alone: a socket's heartbeat
+        marks its participant present already.
         """
         room_id = sender.room_id
         if self.rate_limits is not None:
-            await self.rate_limits.hit(Limit.SIGNAL, room_id, sender.participant_id)
+            self.rate_limits.take_signal(room_id, sender.participant_id)
         # A host's addressee must be a viewer: the store checks that as it appends.
         to_viewer = sender.is_host and to is not None
         recipient = route(sender, signal, to, to_viewer)
@@ -62,8 +68,9 @@ class Mail:
                 seq = await self._append(room_id, taker or ROOM_OFFER, message)
         else:
             seq = await self._append(room_id, recipient, message, to_viewer)
-        self._counters[signal].inc()
-        await self.presence.seen(sender)
+        self.metrics.messages.inc(signal.value)
+        if mark_seen:
+            await self.presence.seen(sender)
         return seq
 
     async def send_addressed(
@@ -73,6 +80,8 @@ class Mail:
         to: str | None,
         desc: SessionDescription | None,
         candidate: IceCandidate | None,
+        *,
+        mark_seen: bool = True,
     ) -> int | None:
         """A signal sent on the room API (REST or WebSocket): the field its kind needs
         must be there, and the host must name the viewer."""
@@ -81,7 +90,7 @@ class Mail:
         except ValueError as exc:
             raise PeerscreenError(ErrorCode.VALIDATION_ERROR, str(exc)) from exc
         require_addressee(sender, to)
-        return await self.send(sender, Signal(kind), to, payload)
+        return await self.send(sender, Signal(kind), to, payload, mark_seen=mark_seen)
 
     async def _append(
         self, room_id: str, recipient: str, message: Message, to_viewer: bool = False
