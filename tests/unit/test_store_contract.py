@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic_core import from_json
 
 from peerscreen.store import (
     AddViewerResult,
@@ -14,6 +15,7 @@ from peerscreen.store import (
     Refusal,
     RoomRecord,
     Store,
+    Stored,
     ViewerRecord,
 )
 from peerscreen.store.base import ROOM_OFFER
@@ -248,9 +250,9 @@ class Recorder:
     """A reader that keeps what its wake-ups hand over."""
 
     def __init__(self) -> None:
-        self.handed: list[dict[str, object] | None] = []
+        self.handed: list[Stored | None] = []
 
-    def wake(self, message: dict[str, object] | None = None) -> None:
+    def wake(self, message: Stored | None = None) -> None:
         self.handed.append(message)
 
 
@@ -262,7 +264,10 @@ async def test_a_stored_message_is_handed_to_the_readers_of_its_mailbox(store: S
     try:
         seq = await store.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, ROOMY)
         handed = [m for m in reader.handed if m is not None]
-        assert handed == [{"type": "answer", "from": "v1", "seq": seq}]
+        assert [(m.seq, m.type) for m in handed] == [(seq, "answer")]
+        # The text a socket sends as it is: the message as a read gives it.
+        assert from_json(handed[0].text) == {"type": "answer", "from": "v1", "seq": seq}
+        assert from_json(handed[0].text) == (await store.read(rid, "host", 0, 0))[0]
     finally:
         store.notifier.unsubscribe(rid, "host", reader)
 
@@ -357,7 +362,9 @@ async def test_redis_notifications_cross_processes(redis_server: RedisServer) ->
         # Stored once the reader listens: it arrives whole, once, with no read.
         await writer.append(rid, "host", {"type": "answer", "from": "v1"}, TTL, ROOMY)
         await eventually(lambda: _true(len(recorder.handed) == 2))
-        assert recorder.handed[1] == {"seq": 2, "type": "answer", "from": "v1"}
+        handed = recorder.handed[1]
+        assert handed is not None and (handed.seq, handed.type) == (2, "answer")
+        assert handed.text == b'{"seq":2,"type":"answer","from":"v1"}'  # as stored, sent as is
         # Nobody else listens to the mailbox: the writer's process is not told at all.
         assert writer.listened_channels() == 0
         assert reader.listened_channels() == 1

@@ -37,7 +37,8 @@ from ..ratelimit import Limit, RateLimits
 from ..rooms import Event, Participant
 from ..signaling import Signaling, parse_room_id
 from ..signaling.access import ensure_present
-from ..store import Message
+from ..store import Stored
+from ..store.base import stored_from_message
 from ..tasks import run_eagerly, stop_task
 from ..websocket import State, WebSocketProtocol
 
@@ -69,11 +70,6 @@ ARRIVED_KEPT = 64
 INBOX_HELD = 16
 """Client messages a socket holds while an earlier one is handled; past that the server
 reads no more from it until they are done."""
-
-
-def _seq(message: Message) -> int:
-    seq: int = message["seq"]
-    return seq
 
 
 class _Closing(Exception):
@@ -134,7 +130,7 @@ class Connection:
         self._dirty = False
         # Messages handed over with their wake-up, not sent yet: sent as they are when
         # they follow what was sent, with no read from the store.
-        self._arrived: list[Message] | None = None
+        self._arrived: list[Stored] | None = None
         self._must_read = True  # something changed that only a read shows
         self._held = False  # mail waits because the client does not read
         self._trimmed = resume  # the store dropped what is numbered up to this
@@ -184,7 +180,7 @@ class Connection:
             self.close_code = code
             self.ws.close(code, reason)
 
-    def wake(self, message: Message | None = None) -> None:
+    def wake(self, message: Stored | None = None) -> None:
         """Mail arrived: send it now when it follows what was sent, else start a task
         that reads the mailbox, unless one runs."""
         if message is None:
@@ -233,16 +229,17 @@ class Connection:
             logger.exception("socket %s: delivery failed", self.key)
             self.close(CLOSE_INTERNAL, "Internal error")
 
-    def _take_arrived(self) -> list[Message] | None:
+    def _take_arrived(self) -> list[Stored] | None:
         """The arrived messages, if they follow what was sent without a gap."""
         arrived, self._arrived = self._arrived, None
         if arrived is None or self._must_read:
             return None
-        arrived.sort(key=_seq)
+        if len(arrived) > 1:
+            arrived.sort()  # by number: tuples
         expected = self.sent + 1
-        ready: list[Message] = []
+        ready: list[Stored] = []
         for message in arrived:
-            seq = message["seq"]
+            seq = message.seq
             if seq < expected:
                 continue  # sent already
             if seq > expected:
@@ -280,15 +277,15 @@ class Connection:
                 if exc.code is ErrorCode.ROOM_NOT_FOUND:
                     raise _room_lost() from None
                 raise _Closing(CLOSE_GONE, exc.message, finished=True) from None
-        self._send_all(messages)
+        self._send_all([stored_from_message(message) for message in messages])
 
-    def _send_all(self, messages: list[Message]) -> None:
+    def _send_all(self, messages: list[Stored]) -> None:
         for message in messages:
-            if message["seq"] <= self.sent:
+            if message.seq <= self.sent:
                 continue  # a concurrent delivery already sent it
-            self.send(message)
-            self.sent = message["seq"]
-            if message["type"] == Event.ROOM_ENDED:
+            self.ws.send_text(message.text)
+            self.sent = message.seq
+            if message.type == Event.ROOM_ENDED:
                 raise _Closing(CLOSE_ENDED, "The host ended this room.", finished=True)
 
     # --- receiving ----------------------------------------------------------------------

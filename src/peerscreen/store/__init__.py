@@ -11,6 +11,7 @@ from .base import (
     Refusal,
     RoomRecord,
     Store,
+    Stored,
     ViewerRecord,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "Refusal",
     "RoomRecord",
     "Store",
+    "Stored",
     "ViewerRecord",
     "create_store",
 ]

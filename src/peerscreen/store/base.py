@@ -16,9 +16,46 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+from pydantic_core import from_json, to_json
 
 Message = dict[str, Any]
+
+
+class Stored(NamedTuple):
+    """A message as its mailbox stored it: its number there, its type, and its JSON text,
+    which is what a socket sends. Stores hand it to the readers they wake, so a message
+    is encoded once, when stored, and never decoded on its way out."""
+
+    seq: int
+    type: str
+    text: bytes
+
+
+_SEQ_PREFIX = b'{"seq":'
+_TYPE_PREFIX = b',"type":"'
+
+
+def stored_from_text(text: bytes) -> Stored:
+    """A stored message from its JSON text, which both stores begin with its number and
+    type (``{"seq":12,"type":"candidate",...``); parsed whole if it does not."""
+    if text.startswith(_SEQ_PREFIX):
+        comma = text.find(b",", len(_SEQ_PREFIX))
+        if comma > 0 and text.startswith(_TYPE_PREFIX, comma):
+            start = comma + len(_TYPE_PREFIX)
+            end = text.find(b'"', start)
+            digits = text[len(_SEQ_PREFIX) : comma]
+            if end > 0 and digits.isdigit():
+                return Stored(int(digits), text[start:end].decode(), text)
+    message = from_json(text)
+    return Stored(message["seq"], message["type"], text)
+
+
+def stored_from_message(message: Message) -> Stored:
+    """A message read back from a store, ready to send."""
+    return Stored(message["seq"], message["type"], to_json(message))
+
 
 DEPARTED_KEPT = 1000
 """Departed viewers a room remembers (see :meth:`Store.departed_token_hash`)."""
@@ -114,7 +151,7 @@ class Listener:
         for room_id, name in self._keys:
             self._notifier.unsubscribe(room_id, name, self)
 
-    def wake(self, message: Message | None = None) -> None:
+    def wake(self, message: Stored | None = None) -> None:
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:
@@ -130,7 +167,7 @@ class Listener:
 
 
 class Wakeable(Protocol):
-    def wake(self, message: Message | None = None) -> None:
+    def wake(self, message: Stored | None = None) -> None:
         """The mailbox changed; ``message`` is the one just stored there, when known (a
         reader that has sent everything before it can send it without reading)."""
 
@@ -183,7 +220,7 @@ class Notifier:
     def has_listener(self, room_id: str, participant_id: str) -> bool:
         return (room_id, participant_id) in self._listeners
 
-    def notify(self, room_id: str, participant_id: str, message: Message | None = None) -> None:
+    def notify(self, room_id: str, participant_id: str, message: Stored | None = None) -> None:
         """Wake the mailbox's readers; ``message`` is the one just stored, if any."""
         present = self._listeners.get((room_id, participant_id))
         if present is None:

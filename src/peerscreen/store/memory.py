@@ -19,6 +19,7 @@ from .base import (
     Refusal,
     RoomRecord,
     Store,
+    Stored,
     ViewerRecord,
 )
 from .windows import CallWindows
@@ -228,7 +229,8 @@ class MemoryStore(Store):
         box = room.mailboxes.get(recipient)
         if box is None:
             box = room.mailboxes[recipient] = _Mailbox()
-        stored = {**message, "seq": box.last_seq + 1}
+        # The number first, then the type, as the Redis store writes them (Stored).
+        stored = {"seq": box.last_seq + 1, **message}
         text = to_json(stored)
         size = len(text)  # the JSON text's, as the Redis store counts it
         sender = message.get("from")
@@ -250,7 +252,7 @@ class MemoryStore(Store):
                 held = box.senders[sender] = [0, 0]
             held[0] += 1
             held[1] += size
-        self.notifier.notify(room_id, recipient, stored)
+        self.notifier.notify(room_id, recipient, Stored(box.last_seq, stored["type"], text))
         return box.last_seq
 
     async def read(self, room_id: str, recipient: str, after: int, acked: int) -> list[Message]:

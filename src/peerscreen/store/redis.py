@@ -43,7 +43,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
-from pydantic_core import from_json, to_json
+from pydantic_core import to_json
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -61,7 +61,9 @@ from .base import (
     Refusal,
     RoomRecord,
     Store,
+    Stored,
     ViewerRecord,
+    stored_from_text,
 )
 from .channels import MailboxChannels
 
@@ -553,7 +555,7 @@ class RedisStore(Store):
         room_id, participant_id = _mailbox_of(channel)
         if not self.notifier.has_listener(room_id, participant_id):
             return  # its reader left while the channel lingers
-        message = from_json(body) if body else None
+        message = stored_from_text(body.encode()) if body else None
         self.notifier.notify(room_id, participant_id, message)
 
     def _on_subscribed(self, channel: str) -> None:
@@ -679,6 +681,7 @@ class RedisStore(Store):
         if sender is not None:
             body["from"] = sender
         body.update((k, v) for k, v in message.items() if k != "seq")
+        text = to_json(body)
         limits = (
             [
                 budget.messages,
@@ -700,7 +703,7 @@ class RedisStore(Store):
                 f"room:{{{room_id}}}:viewers",
             ],
             [
-                to_json(body),
+                text,
                 _ms(ttl),
                 _channel(room_id, recipient),
                 self._origin,
@@ -716,7 +719,9 @@ class RedisStore(Store):
         seq = int(result)
         if self.notifier.has_listener(room_id, recipient):
             # Local readers get it now, whole (other processes through the channel).
-            self.notifier.notify(room_id, recipient, {"seq": seq, **body})
+            # The text the script stored, built the same way.
+            stored = b'{"seq":%d,%s' % (seq, text[1:])
+            self.notifier.notify(room_id, recipient, Stored(seq, body["type"], stored))
         return seq
 
     @_guarded
