@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import inspect
 import types
-from collections.abc import Coroutine, Generator
-from typing import Any
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, TypeVar
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 async def stop_task(task: asyncio.Task[None] | None) -> None:
@@ -17,6 +20,25 @@ async def stop_task(task: asyncio.Task[None] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def both(concurrently: bool, first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results: awaited together when ``concurrently`` (calls to a shared store, one
+    round trip for both), else one after the other (a store that never waits: no task
+    for each)."""
+    if concurrently:
+        a, b = await asyncio.gather(first, second)
+        return a, b
+    return await first, await second
+
+
+async def all_of(concurrently: bool, *steps: Awaitable[Any]) -> None:
+    """Await every step: together when ``concurrently``, else in order (see :func:`both`)."""
+    if concurrently:
+        await asyncio.gather(*steps)
+        return
+    for step in steps:
+        await step
 
 
 def run_eagerly(coroutine: Coroutine[Any, Any, None]) -> None:

@@ -1,4 +1,4 @@
-"""run_eagerly: a coroutine run up to its first wait, the rest in a task."""
+"""run_eagerly: a coroutine run up to its first wait, the rest in a task; both and all_of."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from peerscreen.tasks import run_eagerly
+from peerscreen.tasks import all_of, both, run_eagerly
 
 
 async def test_a_coroutine_that_never_waits_finishes_at_once_without_a_task() -> None:
@@ -73,3 +73,32 @@ async def test_cancelling_the_task_cancels_the_coroutine(started: bool) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert outcome == ["cancelled"]
+
+
+async def test_both_and_all_of_run_together_only_when_asked() -> None:
+    order: list[str] = []
+
+    async def step(name: str, wait_for: asyncio.Event | None, then: asyncio.Event) -> str:
+        order.append(f"{name} starts")
+        if wait_for is not None:
+            await wait_for.wait()  # only the other step can set it
+        then.set()
+        order.append(f"{name} ends")
+        return name
+
+    a_done, b_done = asyncio.Event(), asyncio.Event()
+    # Together: the first step waits on the second, which runs meanwhile.
+    async with asyncio.timeout(5):
+        assert await both(True, step("a", b_done, a_done), step("b", None, b_done)) == ("a", "b")
+    order.clear()
+    # One after the other: each finishes before the next starts.
+    assert await both(False, step("a", None, a_done), step("b", a_done, b_done)) == ("a", "b")
+    assert order == ["a starts", "a ends", "b starts", "b ends"]
+    order.clear()
+    await all_of(False, step("a", None, a_done), step("b", None, b_done), step("c", None, a_done))
+    assert order == [f"{n} {e}" for n in "abc" for e in ("starts", "ends")]
+    order.clear()
+    a_done.clear()
+    async with asyncio.timeout(5):
+        await all_of(True, step("a", a_done, b_done), step("b", None, a_done))
+    assert set(order) == {"a starts", "a ends", "b starts", "b ends"}

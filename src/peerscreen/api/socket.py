@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
 from ..errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
+from ..ids import is_viewer_id
 from ..protocol import (
     MAX_BODY_BYTES,
     AckMessage,
@@ -34,12 +35,12 @@ from ..protocol import (
     hello_adapter,
 )
 from ..ratelimit import Limit, RateLimits
-from ..rooms import Event, Participant
+from ..rooms import HOST_ID, Event, Participant
 from ..signaling import Signaling, parse_room_id
 from ..signaling.access import ensure_present
 from ..store import Stored
 from ..store.base import stored_from_message
-from ..tasks import run_eagerly, stop_task
+from ..tasks import both, run_eagerly, stop_task
 from ..websocket import State, WebSocketProtocol
 
 logger = logging.getLogger("peerscreen.socket")
@@ -576,11 +577,20 @@ class Sockets:
         for text in opening.early:
             connection.received(text)
         ws.resume_reading()
-        # Resuming means it had a socket before: back after going away (a replaced
-        # socket's participant never went away).
-        if old is None and resume > 0:
-            with contextlib.suppress(StoreUnavailable):
+        if connection.close_code is not None:
+            return  # gone already (its closing saw it away)
+        with contextlib.suppress(StoreUnavailable):
+            # Present from now on; marked after the welcome, which need not wait for it.
+            await self.service.seen(participant, force=True)
+            # Resuming means it had a socket before: back after going away (a replaced
+            # socket's participant never went away).
+            if old is None and resume > 0:
                 await self.service.came_back(participant)
+
+    async def _last_seq(self, room_id: str, participant_id: str) -> int:
+        if participant_id != HOST_ID and not is_viewer_id(participant_id):
+            return 0  # no such participant: the token check refuses it
+        return await self.service.store.last_seq(room_id, participant_id)
 
     def _closed(self, connection: Connection) -> None:
         participant = connection.participant
@@ -617,15 +627,21 @@ class Sockets:
                     'The first message must be {"type": "hello", "token": ...}: '
                     + from_validation(exc.errors(), "Message").message,
                 ) from exc
-            participant = await service.authenticate(room_id, hello["token"], allow_ended=True)
+            token = hello["token"]
+            # Who the token claims to be is enough to read where its mailbox stands, at
+            # the same time as the token is checked: one round trip to a shared store.
+            claimed = token.partition(".")[0]
+            participant, last_seq = await both(
+                service.store.waits,
+                service.authenticate(room_id, token, allow_ended=True),
+                self._last_seq(room_id, claimed),
+            )
             resume = hello.get("resume", 0)
-            last_seq = await service.store.last_seq(room_id, participant.participant_id)
             if resume > last_seq:
                 raise PeerscreenError(
                     ErrorCode.INVALID_REQUEST,
                     f"Cannot resume after {resume}: the newest message is {last_seq}.",
                 )
-            await service.seen(participant, force=True)
         except TimeoutError:
             opening.refuse(CLOSE_HEARTBEAT, "No hello message in time")
             return None

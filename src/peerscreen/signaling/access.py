@@ -11,7 +11,8 @@ from ..errors import ErrorCode, PeerscreenError, forbidden, invalid, room_ended,
 from ..errors import room_not_found as room_not_found_error
 from ..ratelimit import Limit, RateLimits
 from ..rooms import HOST_ID, Participant, Role
-from ..store import RoomRecord, Store
+from ..store import RoomRecord, Store, ViewerRecord
+from ..tasks import both
 
 logger = logging.getLogger("peerscreen.access")
 
@@ -47,6 +48,15 @@ async def ensure_present(store: Store, participant: Participant) -> None:
         raise forbidden("You are no longer in this room (you left or were removed).")
 
 
+def checked_room(room: RoomRecord | None, allow_ended: bool) -> RoomRecord:
+    """The room, if there is one to use: 404 when there is none, 410 when it ended."""
+    if room is None:
+        raise room_not_found_error()
+    if room.ended and not allow_ended:
+        raise room_ended()
+    return room
+
+
 class Access:
     """Checks tokens and passcodes, and keeps the host's access settings."""
 
@@ -56,12 +66,7 @@ class Access:
         self.rate_limits = rate_limits
 
     async def load_room(self, room_id: str, *, allow_ended: bool = False) -> RoomRecord:
-        room = await self.store.get_room(room_id)
-        if room is None:
-            raise room_not_found_error()
-        if room.ended and not allow_ended:
-            raise room_ended()
-        return room
+        return checked_room(await self.store.get_room(room_id), allow_ended)
 
     async def authenticate(
         self, room_id: str, token: str | None, *, allow_ended: bool = False
@@ -71,15 +76,22 @@ class Access:
         Tokens read ``<participant id>.<secret>``: the id says which digest to compare
         against, and the comparison is constant-time.
         """
-        room = await self.load_room(room_id, allow_ended=allow_ended)
+        participant_id = token.partition(".")[0] if token else ""
+        viewers: dict[str, ViewerRecord] = {}
+        if ids.is_viewer_id(participant_id):
+            room_record, viewers = await both(
+                self.store.waits, self.store.get_room(room_id), self.store.get_viewers(room_id)
+            )
+            room = checked_room(room_record, allow_ended)
+        else:
+            room = await self.load_room(room_id, allow_ended=allow_ended)
         if not token:
             raise unauthorized("This call needs a token: 'Authorization: Bearer <token>'.")
-        participant_id = token.partition(".")[0]
         if participant_id == HOST_ID:
             if ids.token_matches(token, room.host_token_hash):
                 return Participant(room_id, HOST_ID, Role.HOST, room.ended)
         elif ids.is_viewer_id(participant_id):
-            viewer = (await self.store.get_viewers(room_id)).get(participant_id)
+            viewer = viewers.get(participant_id)
             if viewer is not None:
                 if ids.token_matches(token, viewer.token_hash):
                     return Participant(room_id, participant_id, Role.VIEWER, room.ended)

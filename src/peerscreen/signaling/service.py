@@ -26,6 +26,7 @@ from ..rooms import (
     room_full,
 )
 from ..store import AddViewerResult, Message, RoomRecord, Store, ViewerRecord
+from ..tasks import all_of
 from .access import Access, room_locked
 from .chat import Chat
 from .longpoll import LongPoll
@@ -116,12 +117,16 @@ class Signaling:
         if result is AddViewerResult.LOCKED:
             raise room_locked()
         participant = Participant(room_id, viewer_id, Role.VIEWER)
-        await self.presence.seen(participant, force=True)
         joined: Message = {"type": Event.VIEWER_JOINED, "viewerId": viewer_id}
         if name:
             joined["name"] = display_name(name, participant)
-        await self.mail.notify(room_id, HOST_ID, joined)
-        await self._tell_audience(room_id)
+        # Different mailboxes: written together, one round trip to a shared store.
+        await all_of(
+            self.store.waits,
+            self.presence.seen(participant, force=True),
+            self.mail.notify(room_id, HOST_ID, joined),
+            self._tell_audience(room_id),
+        )
         if room.paused:
             await self.mail.notify(room_id, viewer_id, {"type": Event.HOST_PAUSED})
         self.metrics.viewers_joined.inc()
@@ -233,8 +238,11 @@ class Signaling:
     ) -> None:
         if viewers is None:
             viewers = await self.store.get_viewers(room_id)
-        for viewer_id in viewers:
-            await self.mail.notify(room_id, viewer_id, message)
+        # One message to each mailbox: sent together, one round trip to a shared store.
+        await all_of(
+            self.store.waits,
+            *(self.mail.notify(room_id, viewer_id, message) for viewer_id in viewers),
+        )
 
     async def _tell_audience(self, room_id: str) -> None:
         """Every viewer hears how many watch now (after a join or a departure)."""
