@@ -536,3 +536,42 @@ async def test_calls_are_counted_over_a_moving_window(store: Store) -> None:
         return await store.count_calls("rooms/10.0.0.1", 3, 2.0, False) is None
 
     await eventually(allowed_again, timeout=3.0)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("backend", ["redis", "redis-cluster"])
+async def test_a_process_hears_other_processes_messages_and_never_its_own(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A message goes out on its mailbox's channel only when another process reads that
+    mailbox: a process that stores and reads it (one process alone, or a host and viewer
+    on the same one) wakes its reader itself and hears nothing back."""
+    if backend == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flush()
+        one, other = RedisStore(server.url), RedisStore(server.url)
+    else:
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        one, other = RedisClusterStore(cluster.url), RedisClusterStore(cluster.url)
+    await one.open()
+    await other.open()
+    try:
+        rid = room().room_id
+        await one.create_room(room(), TTL)
+        mine = Recorder()
+        one.notifier.subscribe(rid, "host", mine)
+        await eventually(lambda: _true(mine.handed == [None]))  # subscribed, and read
+        await one.append(rid, "host", {"type": "offer", "from": "v1"}, TTL, ROOMY)
+        await other.append(rid, "host", {"type": "answer", "from": "v2"}, TTL, ROOMY)
+        await eventually(lambda: _true(len(mine.handed) == 3))
+        handed = [(m.seq, m.type) for m in mine.handed[1:] if m is not None]
+        assert handed == [(1, "offer"), (2, "answer")]
+        # The other process's message came through the channel; its own did not (the
+        # channel delivers in order: it would have come first).
+        assert one.channel_messages == 1
+        assert other.channel_messages == 0
+        one.notifier.unsubscribe(rid, "host", mine)
+    finally:
+        await one.close()
+        await other.close()

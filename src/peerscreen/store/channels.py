@@ -58,6 +58,9 @@ class MailboxChannels:
     confirmed (again after a reconnect), and ``on_lost()`` when a node's connection
     failed, since notifications may have been missed meanwhile. ``refresh()``, if given,
     re-reads which node serves what after a failure (a cluster's failover or resharding).
+    ``name_reader(channel, reading)``, if given, is awaited before each subscription
+    (``True``; again for every channel after a reconnect) and after each unsubscription
+    (``False``): publishers use it to publish only what another process reads.
     """
 
     def __init__(
@@ -68,8 +71,10 @@ class MailboxChannels:
         on_subscribed: Callable[[str], None],
         on_lost: Callable[[], None],
         refresh: Callable[[], Awaitable[None]] | None = None,
+        name_reader: Callable[[str, bool], Awaitable[None]] | None = None,
     ) -> None:
         self._node_of = node_of
+        self._name_reader = name_reader
         self._client_of = client_of
         self._on_message = on_message
         self._on_subscribed = on_subscribed
@@ -157,7 +162,9 @@ class MailboxChannels:
                 # A fresh connection carries every channel of the node again; queued
                 # changes before this point are covered by that.
                 node.queued.clear()
-                for channel in list(node.channels):
+                channels = list(node.channels)
+                await self._name(channels, True)  # a Redis that restarted forgot them
+                for channel in channels:
                     await pubsub.ssubscribe(channel)
                 node.readable.set()
                 if not node.healthy:
@@ -171,10 +178,13 @@ class MailboxChannels:
                     while node.queued:
                         subscribe, channel = node.queued.pop(0)
                         if subscribe:
+                            await self._name([channel], True)
                             await pubsub.ssubscribe(channel)
                             node.readable.set()
                         else:
                             await pubsub.sunsubscribe(channel)
+                            if channel not in node.channels:  # not wanted again meanwhile
+                                await self._name([channel], False)
                     node.kick.clear()
                     kicked = asyncio.ensure_future(node.kick.wait())
                     done, _ = await asyncio.wait(
@@ -202,6 +212,10 @@ class MailboxChannels:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    async def _name(self, channels: list[str], reading: bool) -> None:
+        if self._name_reader is not None and channels:
+            await asyncio.gather(*(self._name_reader(c, reading) for c in channels))
 
     async def _rehome(self, node: _Node) -> None:
         """Move the node's channels to the nodes that serve them now, if that changed."""

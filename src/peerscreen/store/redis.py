@@ -135,11 +135,12 @@ _ROOM_KEYS_LUA = """
 local function room_keys(room)
   local keys = {room, room .. ':viewers', room .. ':offer', room .. ':offer:taker',
                 room .. ':seen', room .. ':chat', room .. ':pending', room .. ':departed',
-                room .. ':inbox:host', room .. ':seq:host',
-                room .. ':inbox:offer', room .. ':seq:offer'}
+                room .. ':inbox:host', room .. ':seq:host', room .. ':readers:host',
+                room .. ':inbox:offer', room .. ':seq:offer', room .. ':readers:offer'}
   for _, vid in ipairs(redis.call('HKEYS', room .. ':viewers')) do
     table.insert(keys, room .. ':inbox:' .. vid)
     table.insert(keys, room .. ':seq:' .. vid)
+    table.insert(keys, room .. ':readers:' .. vid)
   end
   return keys
 end
@@ -271,10 +272,11 @@ end
 return removed
 """
 
-# KEYS: inbox, seq, pending, room, viewers. ARGV: body, ttl, channel, origin, recipient,
-# sender ('' for none), budgeted (0/1), messages, bytes, sender messages, sender bytes, room
-# bytes, to viewer (0/1).
-# The stored message goes out on the mailbox's channel as "<origin process>\n<message>".
+# KEYS: inbox, seq, pending, room, viewers, readers. ARGV: body, ttl, channel, origin,
+# recipient, sender ('' for none), budgeted (0/1), messages, bytes, sender messages, sender
+# bytes, room bytes, to viewer (0/1).
+# The stored message goes out on the mailbox's channel as "<origin process>\n<message>",
+# when a process other than the origin reads that mailbox (see _REGISTER).
 _APPEND = """
 local inbox, pending = KEYS[1], KEYS[3]
 if redis.call('EXISTS', KEYS[4]) == 0 then return 'no_room' end
@@ -311,8 +313,30 @@ end
 redis.call('PEXPIRE', inbox, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if redis.call('PTTL', pending) < tonumber(ARGV[2]) then redis.call('PEXPIRE', pending, ARGV[2]) end
-redis.call('SPUBLISH', ARGV[3], ARGV[4] .. '\\n' .. body)
+local readers = redis.call('SCARD', KEYS[6])
+if readers > 1 or (readers == 1 and redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 0) then
+  redis.call('SPUBLISH', ARGV[3], ARGV[4] .. '\\n' .. body)
+end
 return seq
+"""
+
+# KEYS: room, readers. ARGV: process, '1' (it reads the mailbox now) or '0' (no longer).
+# Each process that subscribes to a mailbox's channel is named in its readers set first:
+# a message is published only when some other process is named there, so a process that
+# both stores and reads a mailbox (one process; or host and viewer on the same one) does
+# not hear its own messages back. Named before subscribing, and the subscription's
+# confirmation triggers a read: a message stored in between is read, not lost. The set
+# lives as long as the room (the room's scripts expire it with the other keys).
+_REGISTER = """
+if ARGV[2] == '0' then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  return 1
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
 """
 
 _TAKE_ROOM_OFFER = """
@@ -454,6 +478,8 @@ class RedisStore(Store):
         # Names this process in what it publishes, so it skips its own notifications:
         # it has woken its readers already, with the message in hand.
         self._origin = secrets.token_hex(8)
+        self._register = self._redis.register_script(_REGISTER)
+        self.channel_messages = 0  # notifications heard from the channels, for tests
         self._channels = MailboxChannels(
             self._node_of,
             self._pubsub_client,
@@ -461,6 +487,7 @@ class RedisStore(Store):
             self._on_subscribed,
             self.notifier.wake_all,
             self._refresh_topology,
+            self._name_reader,
         )
         self.notifier.on_first = self._listen_to
         self.notifier.on_last = self._stop_listening_to
@@ -548,7 +575,17 @@ class RedisStore(Store):
     def _stop_listening_to(self, room_id: str, participant_id: str) -> None:
         self._channels.unwant(_channel(room_id, participant_id))
 
+    async def _name_reader(self, channel: str, reading: bool) -> None:
+        """Name this process among the readers of a channel's mailbox, or no longer."""
+        room_id, participant_id = _mailbox_of(channel)
+        await self._run(
+            self._register,
+            [f"room:{{{room_id}}}", f"room:{{{room_id}}}:readers:{participant_id}"],
+            [self._origin, 1 if reading else 0],
+        )
+
     def _on_channel_message(self, channel: str, data: str) -> None:
+        self.channel_messages += 1
         origin, _, body = data.partition("\n")
         if origin == self._origin:
             return
@@ -701,6 +738,7 @@ class RedisStore(Store):
                 f"room:{{{room_id}}}:pending",
                 f"room:{{{room_id}}}",
                 f"room:{{{room_id}}}:viewers",
+                f"room:{{{room_id}}}:readers:{recipient}",
             ],
             [
                 text,
