@@ -39,6 +39,23 @@ async def test_concurrent_commands_get_their_own_replies_in_one_connection(
         await pipe.aclose()
 
 
+async def test_several_commands_written_together_reply_in_order(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    pipe = AutoPipeline(redis_server.url)
+    try:
+        assert await pipe.execute_all(
+            ("SET", "a", "1"), ("INCR", "a"), ("GET", "a"), ("GET", "missing")
+        ) == ["OK", 2, "2", None]
+        # An error reply is raised once every reply is in: the others still ran.
+        with pytest.raises(ResponseError):
+            await pipe.execute_all(("INCR", "a"), ("INCR", "not a number", "extra"), ("INCR", "a"))
+        assert await pipe.execute("GET", "a") == "4"
+    finally:
+        await pipe.aclose()
+
+
 async def test_an_error_reply_fails_its_own_call_only(redis_server: RedisServer) -> None:
     redis_server.flush()
     pipe = AutoPipeline(redis_server.url)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 from redis.connection import parse_url
@@ -68,20 +68,47 @@ class AutoPipeline:
         if int(options.get("db", 0) or 0):
             setup.append(("SELECT", int(options["db"])))
         self._setup = setup
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._connection: _Connection | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._queued: list[bytes] = []
         self._queued_futures: list[asyncio.Future[Any]] = []
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._flush_scheduled = False
-        self._read_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
 
     async def execute(self, *args: Any) -> Any:
         """Run one command; its reply, or raise what Redis answered or why it could not."""
-        if self._writer is None:
+        if self._connection is None:
             await self._connect()
+        reply = await self._queue(args)
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    async def execute_all(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Run several commands, written together; their replies in order. Raises the
+        first error Redis answered, after every reply is in.
+
+        Cheaper than gathering :meth:`execute` calls, which makes a task of each."""
+        if self._connection is None:
+            await self._connect()
+        return await self._all([self._queue(args) for args in commands])
+
+    @staticmethod
+    async def _all(futures: list[asyncio.Future[Any]]) -> list[Any]:
+        try:
+            replies = [await future for future in futures]
+        except BaseException:
+            for future in futures:  # retrieved, so none is reported as never awaited
+                if future.done() and not future.cancelled():
+                    future.exception()
+            raise
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+    def _queue(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queued.append(pack(args))
@@ -89,10 +116,7 @@ class AutoPipeline:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        reply = await future
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
+        return future
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -100,8 +124,8 @@ class AutoPipeline:
             return
         data, futures = b"".join(self._queued), self._queued_futures
         self._queued, self._queued_futures = [], []
-        writer = self._writer
-        if writer is None or writer.is_closing():
+        connection = self._connection
+        if connection is None or connection.transport.is_closing():
             error = RedisConnectionError("connection to Redis lost")
             for future in futures:
                 if not future.done():
@@ -109,7 +133,7 @@ class AutoPipeline:
             return
         now = time.monotonic()
         self._waiting.extend((future, now) for future in futures)
-        writer.write(data)
+        connection.transport.write(data)
 
     async def _connect(self) -> None:
         # Callers that arrive while connecting wait for the same attempt.
@@ -123,87 +147,100 @@ class AutoPipeline:
                 self._connecting = None
 
     async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 if self._path:
-                    reader, writer = await asyncio.open_unix_connection(self._path)
+                    _, connection = await loop.create_unix_connection(
+                        lambda: _Connection(self), self._path
+                    )
                 else:
-                    reader, writer = await asyncio.open_connection(self._host, self._port)
-                parser = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
-                for command in self._setup:
-                    writer.write(pack(command))
-                    reply = await _read_one(reader, parser)
-                    if isinstance(reply, ResponseError):
-                        writer.close()
-                        raise reply
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(self), self._host, self._port
+                    )
+                self._connection = connection
+                try:
+                    # First on the connection: whatever callers queue meanwhile follows.
+                    await self._all([self._queue(command) for command in self._setup])
+                except ResponseError:
+                    self._drop(connection, RedisConnectionError("Redis refused the setup"))
+                    raise
         except TimeoutError as exc:
             raise RedisTimeoutError(f"connecting to Redis at {self._host}:{self._port}") from exc
         except OSError as exc:
             raise RedisConnectionError(f"connecting to Redis: {exc}") from exc
-        self._reader, self._writer = reader, writer
-        self._read_task = asyncio.create_task(self._read_replies(reader, writer, parser))
         if self._watch_task is None or self._watch_task.done():
             self._watch_task = asyncio.create_task(self._watch())
 
-    async def _read_replies(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, parser: hiredis.Reader
-    ) -> None:
+    def _replied(self, connection: _Connection, data: bytes) -> None:
+        """Replies arrived: each goes to the oldest command still waiting."""
+        if connection is not self._connection:
+            return
+        parser = connection.parser
+        parser.feed(data)
         waiting = self._waiting
         try:
-            while True:
-                data = await reader.read(1 << 16)
-                if not data:
-                    raise RedisConnectionError("Redis closed the connection")
-                parser.feed(data)
-                while (reply := parser.gets()) is not False:
-                    future, _ = waiting.popleft()
-                    if not future.done():
-                        future.set_result(reply)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # any failure ends this connection for every caller
-            self._drop(writer, exc)
+            while (reply := parser.gets()) is not False:
+                future, _ = waiting.popleft()
+                if not future.done():
+                    future.set_result(reply)
+        except Exception as exc:  # a reply that does not parse ends the connection
+            self._drop(connection, exc)
 
     async def _watch(self) -> None:
         # A Redis that stops answering without closing the connection would hold every
         # caller forever: the oldest unanswered command decides.
-        while self._writer is not None:
+        while self._connection is not None:
             await asyncio.sleep(REPLY_TIMEOUT / 4)
-            if self._waiting and time.monotonic() - self._waiting[0][1] > REPLY_TIMEOUT:
-                self._drop(self._writer, RedisTimeoutError("Redis did not answer in time"))
+            connection = self._connection
+            if (
+                connection is not None
+                and self._waiting
+                and time.monotonic() - self._waiting[0][1] > REPLY_TIMEOUT
+            ):
+                self._drop(connection, RedisTimeoutError("Redis did not answer in time"))
 
-    def _drop(self, writer: asyncio.StreamWriter, error: BaseException) -> None:
-        if writer is not self._writer:
+    def _drop(self, connection: _Connection, error: BaseException | None) -> None:
+        """The connection failed or closed: every command waiting on it fails."""
+        if connection is not self._connection:
             return
-        self._reader = self._writer = None
-        writer.close()
+        self._connection = None
+        connection.transport.close()
         failed = (
             error
             if isinstance(error, RedisConnectionError | RedisTimeoutError)
-            else RedisConnectionError(str(error))
+            else RedisConnectionError(str(error) if error else "Redis closed the connection")
         )
         while self._waiting:
             future, _ = self._waiting.popleft()
             if not future.done():
                 future.set_exception(failed)
-        if self._read_task is not None and self._read_task is not asyncio.current_task():
-            self._read_task.cancel()
 
     async def aclose(self) -> None:
-        writer = self._writer
-        if writer is not None:
-            self._drop(writer, RedisConnectionError("closed"))
-        for task in (self._read_task, self._watch_task):
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        connection = self._connection
+        if connection is not None:
+            self._drop(connection, RedisConnectionError("closed"))
+        task = self._watch_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
-async def _read_one(reader: asyncio.StreamReader, parser: hiredis.Reader) -> Any:
-    while (reply := parser.gets()) is False:
-        data = await reader.read(1 << 16)
-        if not data:
-            raise RedisConnectionError("Redis closed the connection")
-        parser.feed(data)
-    return reply
+class _Connection(asyncio.Protocol):
+    """The socket of an :class:`AutoPipeline`: replies are parsed as they arrive, in the
+    event loop's own callback, with no reader task to wake."""
+
+    def __init__(self, pipeline: AutoPipeline) -> None:
+        self.pipeline = pipeline
+        self.parser = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
+        self.transport: asyncio.Transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.pipeline._replied(self, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pipeline._drop(self, exc)

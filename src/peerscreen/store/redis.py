@@ -849,11 +849,11 @@ class RedisStore(Store):
         if pipe is not None:
             # Every socket's heartbeat marks it: four commands in the one write of the
             # pipelined connection rather than a pooled pipeline of their own.
-            await asyncio.gather(
-                pipe.execute("HSET", key, participant_id, repr(at)),
-                pipe.execute("PEXPIRE", key, _ms(ttl), "NX"),
-                pipe.execute("ZADD", SEEN_INDEX, repr(at), f"{room_id} {participant_id}"),
-                pipe.execute("PEXPIRE", SEEN_INDEX, _ms(ttl)),
+            await pipe.execute_all(
+                ("HSET", key, participant_id, repr(at)),
+                ("PEXPIRE", key, _ms(ttl), "NX"),
+                ("ZADD", SEEN_INDEX, repr(at), f"{room_id} {participant_id}"),
+                ("PEXPIRE", SEEN_INDEX, _ms(ttl)),
             )
             return
         async with self._redis.pipeline(transaction=False) as pipe_:
