@@ -67,26 +67,10 @@ class PresenceTracker:
 
     async def seen(self, participant: Participant, *, force: bool = False) -> None:
         """The participant is here now: refresh its presence and the room's expiry."""
-        if participant.room_ended or participant.room_id in self._ended:
-            return
-        key = (participant.room_id, participant.participant_id)
         now = time.monotonic()
-        tracked = self._tracked.get(key)
-        if tracked is None:
-            tracked = self._tracked[key] = _Tracked(0.0, -1e9, Presence.JOINED)
-        elif not force and now - tracked.seen < SEEN_AGAIN and tracked.state is Presence.CONNECTED:
-            return  # every signal counts as seen: a busy sender needs no bookkeeping each time
-        tracked.seen = now
-        tracked.deadline = now + self.settings.grace_period
-        if tracked.state is not Presence.CONNECTED:
-            tracked.state = move(_label(key), tracked.state, Presence.CONNECTED)
-        interval = self.settings.heartbeat_interval
+        mark, touch = self._note(participant, now, force)
         writes: list[Awaitable[None]] = []
-        if force or now - tracked.marked >= interval / 2:
-            # Each mark counts from a point up to a quarter interval early: participants
-            # that arrived together (a class, a load test) would otherwise all write at
-            # the same moment, every time, and the store's queue would hold up the mail.
-            tracked.marked = now - random.uniform(0, interval / 4)
+        if mark:
             writes.append(
                 self.store.mark_seen(
                     participant.room_id,
@@ -95,8 +79,7 @@ class PresenceTracker:
                     self.settings.room_ttl,
                 )
             )
-        if force or now - self._touched.get(participant.room_id, 0.0) >= TOUCH_EVERY:
-            self._touched[participant.room_id] = now - random.uniform(0, TOUCH_EVERY / 2)
+        if touch:
             writes.append(self.store.touch_room(participant.room_id, self.settings.room_ttl))
         if len(writes) == 2 and self.store.waits:
             # Both at once: one round trip to a shared store, not two (a socket's hello
@@ -105,6 +88,50 @@ class PresenceTracker:
         else:
             for write in writes:
                 await write
+
+    async def seen_all(self, participants: list[Participant]) -> None:
+        """:meth:`seen` for each (a slice of the sockets' heartbeat): their presence is
+        written in one call to the store."""
+        now = time.monotonic()
+        marks: list[tuple[str, str]] = []
+        touches: list[str] = []
+        for participant in participants:
+            mark, touch = self._note(participant, now, False)
+            if mark:
+                marks.append((participant.room_id, participant.participant_id))
+            if touch:
+                touches.append(participant.room_id)
+        if marks:
+            await self.store.mark_seen_many(marks, time.time(), self.settings.room_ttl)
+        for room_id in touches:
+            await self.store.touch_room(room_id, self.settings.room_ttl)
+
+    def _note(self, participant: Participant, now: float, force: bool) -> tuple[bool, bool]:
+        """Record the participant as here at ``now``; whether its presence mark and its
+        room's expiry are due to be written."""
+        if participant.room_ended or participant.room_id in self._ended:
+            return False, False
+        key = (participant.room_id, participant.participant_id)
+        tracked = self._tracked.get(key)
+        if tracked is None:
+            tracked = self._tracked[key] = _Tracked(0.0, -1e9, Presence.JOINED)
+        elif not force and now - tracked.seen < SEEN_AGAIN and tracked.state is Presence.CONNECTED:
+            return False, False  # a busy participant needs no bookkeeping each time
+        tracked.seen = now
+        tracked.deadline = now + self.settings.grace_period
+        if tracked.state is not Presence.CONNECTED:
+            tracked.state = move(_label(key), tracked.state, Presence.CONNECTED)
+        interval = self.settings.heartbeat_interval
+        mark = force or now - tracked.marked >= interval / 2
+        if mark:
+            # Each mark counts from a point up to a quarter interval early: participants
+            # that arrived together (a class, a load test) would otherwise all write at
+            # the same moment, every time, and the store's queue would hold up the mail.
+            tracked.marked = now - random.uniform(0, interval / 4)
+        touch = force or now - self._touched.get(participant.room_id, 0.0) >= TOUCH_EVERY
+        if touch:
+            self._touched[participant.room_id] = now - random.uniform(0, TOUCH_EVERY / 2)
+        return mark, touch
 
     def went_away(self, participant: Participant) -> None:
         """The participant's socket closed: it has the grace period to come back."""

@@ -319,6 +319,21 @@ async def test_presence_marks(store: Store) -> None:
     assert await store.last_seen(rid) == {"host": 1000.5, "v0000000001": 1001.25}
 
 
+async def test_presence_marks_written_together(store: Store) -> None:
+    """As the sockets' heartbeat writes a slice of them: several rooms in one call."""
+    await store.create_room(room("aaaa-aaaaa-aaaa"), TTL)
+    await store.create_room(room("bbbb-bbbbb-bbbb"), TTL)
+    now = time.time()
+    await store.mark_seen("bbbb-bbbbb-bbbb", "host", now - 100, TTL)
+    seen = [("aaaa-aaaaa-aaaa", "host"), ("aaaa-aaaaa-aaaa", "v0000000001")]
+    await store.mark_seen_many([*seen, ("bbbb-bbbbb-bbbb", "v0000000002")], now, TTL)
+    assert await store.last_seen("aaaa-aaaaa-aaaa") == {"host": now, "v0000000001": now}
+    assert await store.last_seen("bbbb-bbbbb-bbbb") == {"host": now - 100, "v0000000002": now}
+    assert await store.unseen_since(now - 40, 10) == [("bbbb-bbbbb-bbbb", "host")]
+    await store.mark_seen_many([("bbbb-bbbbb-bbbb", "host")], now, TTL)  # one alone
+    assert await store.unseen_since(now - 40, 10) == []
+
+
 @pytest.mark.redis
 async def test_every_redis_key_expires(redis_server: RedisServer) -> None:
     import redis.asyncio as aioredis

@@ -518,6 +518,7 @@ class Sockets:
         """Ping this part of the sockets, drop the silent ones, and mark the rest present."""
         now = time.monotonic()
         timeout = self.service.settings.heartbeat_timeout
+        present: list[Participant] = []
         for connection in list(self._open.values())[part::parts]:
             ws = connection.ws
             if ws.writing_paused:
@@ -528,8 +529,10 @@ class Sockets:
                 connection.close(CLOSE_HEARTBEAT, "No reply to heartbeats")
                 continue
             ws.send_text(PING)
+            present.append(connection.participant)
+        if present:
             with contextlib.suppress(StoreUnavailable):
-                await self.service.seen(connection.participant)
+                await self.service.seen_all(present)
 
     def accept(
         self, ws: WebSocketProtocol, path: str, client_ip: str, subprotocols: bytes | None = None

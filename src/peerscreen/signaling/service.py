@@ -209,6 +209,10 @@ class Signaling:
         """The participant is here now (see :mod:`peerscreen.presence`)."""
         await self.presence.seen(participant, force=force)
 
+    async def seen_all(self, participants: list[Participant]) -> None:
+        """These participants are here now, written together (the sockets' heartbeat)."""
+        await self.presence.seen_all(participants)
+
     async def set_paused(self, host: Participant, paused: bool) -> None:
         """The host pauses or resumes sharing; viewers are told (their picture stops)."""
         if not host.is_host:

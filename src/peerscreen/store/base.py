@@ -399,6 +399,12 @@ class Store(ABC):
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
         """Record that the participant was seen at unix time ``at``."""
 
+    async def mark_seen_many(self, seen: list[tuple[str, str]], at: float, ttl: float) -> None:
+        """:meth:`mark_seen` for each (room id, participant id); a store shared by
+        processes writes them together."""
+        for room_id, participant_id in seen:
+            await self.mark_seen(room_id, participant_id, at, ttl)
+
     @abstractmethod
     async def last_seen(self, room_id: str) -> dict[str, float]:
         """When each participant of the room was last seen (unix time)."""

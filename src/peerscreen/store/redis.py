@@ -864,6 +864,27 @@ class RedisStore(Store):
             await pipe_.execute()
 
     @_guarded
+    async def mark_seen_many(self, seen: list[tuple[str, str]], at: float, ttl: float) -> None:
+        pipe = self._pipe
+        if pipe is None or len(seen) < 2:
+            for room_id, participant_id in seen:
+                await self.mark_seen(room_id, participant_id, at, ttl)
+            return
+        # The heartbeat marks a slice of the sockets at a time: their commands in one
+        # write, and the index's in one command.
+        stamp, ms = repr(at), _ms(ttl)
+        commands: list[tuple[Any, ...]] = []
+        members: list[str] = []
+        for room_id, participant_id in seen:
+            key = f"room:{{{room_id}}}:seen"
+            commands.append(("HSET", key, participant_id, stamp))
+            commands.append(("PEXPIRE", key, ms, "NX"))
+            members += (stamp, f"{room_id} {participant_id}")
+        commands.append(("ZADD", SEEN_INDEX, *members))
+        commands.append(("PEXPIRE", SEEN_INDEX, ms))
+        await pipe.execute_all(*commands)
+
+    @_guarded
     async def unseen_since(self, before: float, limit: int) -> list[tuple[str, str]]:
         members = await self._call(
             "ZRANGEBYSCORE", SEEN_INDEX, "-inf", f"({before!r}", "LIMIT", 0, limit
