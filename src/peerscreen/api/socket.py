@@ -184,6 +184,20 @@ class Connection:
     def wake(self, message: Stored | None = None) -> None:
         """Mail arrived: send it now when it follows what was sent, else start a task
         that reads the mailbox, unless one runs."""
+        # The commonest case, sent at once: the next message, and nothing else pending
+        # (the general path below does the same, with more to check; and closes the
+        # socket after room-ended).
+        if (
+            message is not None
+            and message.seq == self.sent + 1
+            and self._arrived is None
+            and not (self._must_read or self._delivering or self.ws.writing_paused)
+            and self.close_code is None
+            and message.type != Event.ROOM_ENDED
+        ):
+            self.ws.send_text(message.text)
+            self.sent = message.seq
+            return
         if message is None:
             self._must_read = True
         elif self._arrived is None:
