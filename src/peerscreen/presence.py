@@ -19,7 +19,7 @@ from .config import Settings
 from .errors import StoreUnavailable
 from .rooms import ENDED_RETENTION, Participant, Presence, move
 from .store import Store
-from .tasks import stop_task
+from .tasks import all_of, stop_task
 
 logger = logging.getLogger("peerscreen.presence")
 
@@ -81,13 +81,8 @@ class PresenceTracker:
             )
         if touch:
             writes.append(self.store.touch_room(participant.room_id, self.settings.room_ttl))
-        if len(writes) == 2 and self.store.waits:
-            # Both at once: one round trip to a shared store, not two (a socket's hello
-            # waits for them).
-            await asyncio.gather(*writes)
-        else:
-            for write in writes:
-                await write
+        # Both at once where calls wait: one round trip to a shared store, not two.
+        await all_of(self.store.waits and len(writes) > 1, *writes)
 
     async def seen_all(self, participants: list[Participant]) -> None:
         """:meth:`seen` for each (a slice of the sockets' heartbeat): their presence is

@@ -78,15 +78,13 @@ class RateLimits:
         await self._count(limit, keys, count=False)
 
     async def hit(self, limit: Limit, *keys: str) -> None:
-        """Count one call; raise :class:`RateLimited` if it is over the limit."""
-        if limit is Limit.SIGNAL:
-            self._signals.take(keys)
-            return
+        """Count one call; raise :class:`RateLimited` if it is over the limit. Signals
+        are counted with :meth:`take_signal`."""
         await self._count(limit, keys, count=True)
 
     def take_signal(self, room_id: str, participant_id: str) -> None:
-        """Count one signal of a participant (:class:`RateLimited` over the limit); the
-        same as ``hit(Limit.SIGNAL, ...)`` without a coroutine, as it never waits."""
+        """Count one signal of a participant (:class:`RateLimited` over the limit), in
+        this process's buckets: no coroutine, as it never waits."""
         self._signals.take((room_id, participant_id))
 
     async def _count(self, limit: Limit, keys: tuple[str, ...], count: bool) -> None:

@@ -50,8 +50,8 @@ PATH = re.compile(r"^/api/rooms/([^/]{1,64})/ws$")
 HEARTBEAT_SLICE = 0.05
 PING = to_json({"type": "ping"})
 PONG = '{"type":"pong"}'
-SIGNALS = frozenset(("offer", "answer", "candidate"))
 """A pong as the page sends it; other spellings take the general path."""
+SIGNALS = frozenset(("offer", "answer", "candidate"))
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001

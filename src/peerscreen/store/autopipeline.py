@@ -162,7 +162,8 @@ class AutoPipeline:
                 try:
                     # First on the connection: whatever callers queue meanwhile follows.
                     await self._all([self._queue(command) for command in self._setup])
-                except ResponseError:
+                except BaseException:
+                    # Refused or unanswered: no caller may go on using this connection.
                     self._drop(connection, RedisConnectionError("Redis refused the setup"))
                     raise
         except TimeoutError as exc:

@@ -839,39 +839,17 @@ class RedisStore(Store):
         wait_ms = int(wait_ms)
         return None if wait_ms < 0 else max(1, math.ceil(wait_ms / 1000))
 
-    @_guarded
     async def mark_seen(self, room_id: str, participant_id: str, at: float, ttl: float) -> None:
-        key = f"room:{{{room_id}}}:seen"
-        # Later refreshes of the hash's TTL come with the room's other keys (touch_room);
-        # NX only gives a new hash its first TTL without undoing an ended room's shorter
-        # one. The index lives while anyone is seen.
-        pipe = self._pipe
-        if pipe is not None:
-            # Every socket's heartbeat marks it: four commands in the one write of the
-            # pipelined connection rather than a pooled pipeline of their own.
-            await pipe.execute_all(
-                ("HSET", key, participant_id, repr(at)),
-                ("PEXPIRE", key, _ms(ttl), "NX"),
-                ("ZADD", SEEN_INDEX, repr(at), f"{room_id} {participant_id}"),
-                ("PEXPIRE", SEEN_INDEX, _ms(ttl)),
-            )
-            return
-        async with self._redis.pipeline(transaction=False) as pipe_:
-            pipe_.hset(key, participant_id, repr(at))
-            pipe_.pexpire(key, _ms(ttl), nx=True)
-            pipe_.zadd(SEEN_INDEX, {f"{room_id} {participant_id}": at})
-            pipe_.pexpire(SEEN_INDEX, _ms(ttl))
-            await pipe_.execute()
+        await self.mark_seen_many([(room_id, participant_id)], at, ttl)
 
     @_guarded
     async def mark_seen_many(self, seen: list[tuple[str, str]], at: float, ttl: float) -> None:
-        pipe = self._pipe
-        if pipe is None or len(seen) < 2:
-            for room_id, participant_id in seen:
-                await self.mark_seen(room_id, participant_id, at, ttl)
+        # Later refreshes of each hash's TTL come with the room's other keys (touch_room);
+        # NX only gives a new hash its first TTL without undoing an ended room's shorter
+        # one. The index lives while anyone is seen. The heartbeat marks a slice of the
+        # sockets at a time: their commands in one write, the index's in one command.
+        if not seen:
             return
-        # The heartbeat marks a slice of the sockets at a time: their commands in one
-        # write, and the index's in one command.
         stamp, ms = repr(at), _ms(ttl)
         commands: list[tuple[Any, ...]] = []
         members: list[str] = []
@@ -882,7 +860,14 @@ class RedisStore(Store):
             members += (stamp, f"{room_id} {participant_id}")
         commands.append(("ZADD", SEEN_INDEX, *members))
         commands.append(("PEXPIRE", SEEN_INDEX, ms))
-        await pipe.execute_all(*commands)
+        pipe = self._pipe
+        if pipe is not None:
+            await pipe.execute_all(*commands)
+            return
+        async with self._redis.pipeline(transaction=False) as pooled:
+            for command in commands:
+                pooled.execute_command(*command)
+            await pooled.execute()
 
     @_guarded
     async def unseen_since(self, before: float, limit: int) -> list[tuple[str, str]]:
