@@ -155,7 +155,6 @@ async def run(args: argparse.Namespace) -> None:
                     "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
                 }
             frames.append((host_ws, masked_frame(json.dumps(body))))
-        acks = {id(p[1]): 0 for p in pairs}
 
         def one_pass() -> float:
             written = sum(p[2].writes for p in pairs)
@@ -170,7 +169,6 @@ async def run(args: argparse.Namespace) -> None:
                 if count % (ACK_EVERY * len(pairs)) == 0:
                     for _, viewer_ws, _, _ in pairs:
                         conn = viewer_ws.handler
-                        acks[id(viewer_ws)] = conn.sent
                         viewer_ws.data_received(
                             masked_frame(json.dumps({"type": "ack", "seq": conn.sent}))
                         )
