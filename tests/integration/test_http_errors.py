@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from ..support.certs import self_signed_certificate
 from ..support.clients import create_room, join_room, offer_sdp
 from ..support.processes import ServerProcess
 
@@ -203,31 +203,7 @@ async def test_room_qr_code(http: httpx.AsyncClient) -> None:
 
 
 def test_serves_https_with_a_certificate(start_server: object, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     server: ServerProcess = start_server(  # type: ignore[operator]
         ssl_certfile=str(cert), ssl_keyfile=str(key)
     )

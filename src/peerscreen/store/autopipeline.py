@@ -17,12 +17,12 @@ from collections import deque
 from typing import Any, cast
 
 import hiredis
-from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-CONNECT_TIMEOUT = 1.0
+from .connect import CONNECT_TIMEOUT, RedisAddress, open_connection
+
 REPLY_TIMEOUT = 2.0
 """Seconds a command may wait for its reply before the connection counts as dead."""
 
@@ -55,19 +55,7 @@ class AutoPipeline:
     """Send commands to one Redis over one connection, batched per event-loop turn."""
 
     def __init__(self, url: str) -> None:
-        options = parse_url(url)  # type: ignore[no-untyped-call]
-        self._host = str(options.get("host", "localhost"))
-        self._port = int(options.get("port", 6379))
-        self._path = options.get("path")  # unix socket URLs
-        setup: list[tuple[Any, ...]] = []
-        if options.get("password") is not None:
-            user = options.get("username")
-            setup.append(
-                ("AUTH", user, options["password"]) if user else ("AUTH", options["password"])
-            )
-        if int(options.get("db", 0) or 0):
-            setup.append(("SELECT", int(options["db"])))
-        self._setup = setup
+        self._address = RedisAddress.from_url(url)
         self._connection: _Connection | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._queued: list[bytes] = []
@@ -147,29 +135,18 @@ class AutoPipeline:
                 self._connecting = None
 
     async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
+        connection = await open_connection(self._address, lambda: _Connection(self))
+        self._connection = connection
         try:
+            # First on the connection: whatever callers queue meanwhile follows.
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                if self._path:
-                    _, connection = await loop.create_unix_connection(
-                        lambda: _Connection(self), self._path
-                    )
-                else:
-                    _, connection = await loop.create_connection(
-                        lambda: _Connection(self), self._host, self._port
-                    )
-                self._connection = connection
-                try:
-                    # First on the connection: whatever callers queue meanwhile follows.
-                    await self._all([self._queue(command) for command in self._setup])
-                except BaseException:
-                    # Refused or unanswered: no caller may go on using this connection.
-                    self._drop(connection, RedisConnectionError("Redis refused the setup"))
-                    raise
-        except TimeoutError as exc:
-            raise RedisTimeoutError(f"connecting to Redis at {self._host}:{self._port}") from exc
-        except OSError as exc:
-            raise RedisConnectionError(f"connecting to Redis: {exc}") from exc
+                await self._all([self._queue(command) for command in self._address.setup])
+        except BaseException as exc:
+            # Refused or unanswered: no caller may go on using this connection.
+            self._drop(connection, RedisConnectionError("Redis refused the setup"))
+            if isinstance(exc, TimeoutError):
+                raise RedisTimeoutError(f"Redis at {self._address} did not answer") from exc
+            raise
         if self._watch_task is None or self._watch_task.done():
             self._watch_task = asyncio.create_task(self._watch())
 

@@ -21,11 +21,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..tasks import stop_task
+from .connect import RedisAddress
+from .subscriber import Push, Subscriber
 
 logger = logging.getLogger("peerscreen.store.redis")
 
@@ -40,11 +42,10 @@ class _Node:
     """One pub/sub connection to one Redis node, and the channels it carries."""
 
     name: str
-    client: aioredis.Redis
+    address: RedisAddress
     channels: set[str] = field(default_factory=set)
     queued: list[tuple[bool, str]] = field(default_factory=list)  # (subscribe?, channel)
     kick: asyncio.Event = field(default_factory=asyncio.Event)
-    readable: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     healthy: bool = True
 
@@ -52,8 +53,8 @@ class _Node:
 class MailboxChannels:
     """The sharded channels this process listens to, kept on the nodes that own them.
 
-    ``node_of(channel)`` names the node that serves a channel and ``client_of(name)``
-    gives a client for it (a single node for a plain Redis). ``on_message(channel, data)``
+    ``node_of(channel)`` names the node that serves a channel and ``address_of(name)``
+    says where it is (a single node for a plain Redis). ``on_message(channel, data)``
     gets each published payload; ``on_subscribed(channel)`` runs when a subscription is
     confirmed (again after a reconnect), and ``on_lost()`` when a node's connection
     failed, since notifications may have been missed meanwhile. ``refresh()``, if given,
@@ -66,7 +67,7 @@ class MailboxChannels:
     def __init__(
         self,
         node_of: Callable[[str], str],
-        client_of: Callable[[str], aioredis.Redis],
+        address_of: Callable[[str], RedisAddress],
         on_message: Callable[[str, str], None],
         on_subscribed: Callable[[str], None],
         on_lost: Callable[[], None],
@@ -75,7 +76,7 @@ class MailboxChannels:
     ) -> None:
         self._node_of = node_of
         self._name_reader = name_reader
-        self._client_of = client_of
+        self._address_of = address_of
         self._on_message = on_message
         self._on_subscribed = on_subscribed
         self._on_lost = on_lost
@@ -98,8 +99,6 @@ class MailboxChannels:
             node.kick.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_task(node.task), 2.0)
-            with contextlib.suppress(Exception):
-                await node.client.aclose()
         self._nodes.clear()
         self._channel_node.clear()
 
@@ -121,7 +120,7 @@ class MailboxChannels:
         name = self._node_of(channel)
         node = self._nodes.get(name)
         if node is None:
-            node = self._nodes[name] = _Node(name, self._client_of(name))
+            node = self._nodes[name] = _Node(name, self._address_of(name))
             node.task = asyncio.get_running_loop().create_task(
                 self._run_node(node), name=f"redis-channels {name}"
             )
@@ -156,44 +155,43 @@ class MailboxChannels:
     async def _run_node(self, node: _Node) -> None:
         delay = 0.1
         while not self._closed:
-            pubsub = node.client.pubsub()
-            reader: asyncio.Task[None] | None = None
+            subscriber: Subscriber | None = None
             try:
                 # A fresh connection carries every channel of the node again; queued
                 # changes before this point are covered by that.
                 node.queued.clear()
                 channels = list(node.channels)
                 await self._name(channels, True)  # a Redis that restarted forgot them
+                subscriber = await Subscriber.open(node.address, self._pushed)
+                # One command per channel: on a cluster node, one SSUBSCRIBE may not span
+                # several hash slots.
                 for channel in channels:
-                    await pubsub.ssubscribe(channel)
-                node.readable.set()
+                    subscriber.send("SSUBSCRIBE", channel)
                 if not node.healthy:
                     logger.info("redis notifications: %s reconnected", node.name or "redis")
                 node.healthy = True
                 delay = 0.1
-                reader = asyncio.create_task(self._read(node, pubsub))
                 while not self._closed:
-                    # One command per channel: on a cluster node, one SSUBSCRIBE may not
-                    # span several hash slots.
                     while node.queued:
                         subscribe, channel = node.queued.pop(0)
                         if subscribe:
                             await self._name([channel], True)
-                            await pubsub.ssubscribe(channel)
-                            node.readable.set()
+                            subscriber.send("SSUBSCRIBE", channel)
                         else:
-                            await pubsub.sunsubscribe(channel)
+                            subscriber.send("SUNSUBSCRIBE", channel)
                             if channel not in node.channels:  # not wanted again meanwhile
                                 await self._name([channel], False)
                     node.kick.clear()
-                    kicked = asyncio.ensure_future(node.kick.wait())
+                    kicked: asyncio.Future[Any] = asyncio.ensure_future(node.kick.wait())
                     done, _ = await asyncio.wait(
-                        {kicked, reader}, return_when=asyncio.FIRST_COMPLETED
+                        {kicked, subscriber.closed}, return_when=asyncio.FIRST_COMPLETED
                     )
-                    if reader in done:
+                    if subscriber.closed in done:
                         kicked.cancel()
-                        reader.result()  # raises what ended it
-                        raise ConnectionError("pub/sub reader stopped")
+                        ended = subscriber.closed.result()
+                        raise ConnectionError(
+                            f"notification connection ended: {ended or 'closed by Redis'}"
+                        )
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, ConnectionError) as exc:
@@ -205,11 +203,8 @@ class MailboxChannels:
                 self._on_lost()
                 await self._rehome(node)
             finally:
-                if reader is not None:
-                    reader.cancel()
-                    await asyncio.gather(reader, return_exceptions=True)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if subscriber is not None:
+                    subscriber.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
@@ -232,21 +227,9 @@ class MailboxChannels:
                 del self._channel_node[channel]
                 self._place(channel)
 
-    async def _read(self, node: _Node, pubsub: aioredis.client.PubSub) -> None:
-        on_message, on_subscribed = self._on_message, self._on_subscribed
-        while True:
-            if not pubsub.subscribed:
-                # Nothing to read until a subscription is sent (get_message would return
-                # at once, in a loop). No await between the check and the clear: a
-                # subscription sent after the check sets the event again.
-                node.readable.clear()
-                await node.readable.wait()
-                continue
-            item = await pubsub.get_message(timeout=None)
-            if item is None:
-                continue
-            kind = item["type"]
-            if kind == "smessage":
-                on_message(item["channel"], item["data"])
-            elif kind == "ssubscribe":
-                on_subscribed(item["channel"])
+    def _pushed(self, push: Push) -> None:
+        kind = push[0]
+        if kind == "smessage":
+            self._on_message(push[1], push[2])
+        elif kind == "ssubscribe":
+            self._on_subscribed(push[1])

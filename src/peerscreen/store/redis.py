@@ -66,6 +66,7 @@ from .base import (
     stored_from_text,
 )
 from .channels import MailboxChannels
+from .connect import RedisAddress
 
 logger = logging.getLogger("peerscreen.store.redis")
 
@@ -482,7 +483,7 @@ class RedisStore(Store):
         self.channel_messages = 0  # notifications heard from the channels, for tests
         self._channels = MailboxChannels(
             self._node_of,
-            self._pubsub_client,
+            self._pubsub_address,
             self._on_channel_message,
             self._on_subscribed,
             self.notifier.wake_all,
@@ -547,15 +548,8 @@ class RedisStore(Store):
         """The node that serves a sharded channel ("": the one Redis)."""
         return ""
 
-    def _pubsub_client(self, node: str) -> aioredis.Redis:
-        # No read timeout: a subscriber waits for messages for as long as it lives. No
-        # retry either: MailboxChannels reconnects itself and subscribes again.
-        return aioredis.Redis.from_url(
-            self._url,
-            decode_responses=True,
-            socket_connect_timeout=1.0,
-            retry=Retry(NoBackoff(), 0),
-        )
+    def _pubsub_address(self, node: str) -> RedisAddress:
+        return RedisAddress.from_url(self._url)
 
     async def _refresh_topology(self) -> None:
         """Re-read which node serves what (nothing to do on a single Redis)."""

@@ -19,13 +19,13 @@ import asyncio
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
 from .autopipeline import AutoPipeline
+from .connect import RedisAddress
 from .redis import POOL_WAIT, RedisStore
 
 SCHEME = "redis+cluster"
@@ -119,6 +119,8 @@ class RedisClusterStore(RedisStore):
         if self._password is not None:
             user = quote(self._username or "", safe="")
             credentials = f"{user}:{quote(self._password, safe='')}@"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # IPv6
         return f"redis://{credentials}{host}:{port}/0"
 
     async def close(self) -> None:
@@ -137,17 +139,9 @@ class RedisClusterStore(RedisStore):
             return f"{host}:{port}"
         return str(node.name)
 
-    def _pubsub_client(self, node: str) -> aioredis.Redis:
+    def _pubsub_address(self, node: str) -> RedisAddress:
         host, _, port = node.rpartition(":")
-        return aioredis.Redis(
-            host=host,
-            port=int(port),
-            username=self._username,
-            password=self._password,
-            decode_responses=True,
-            socket_connect_timeout=1.0,
-            retry=Retry(NoBackoff(), 0),
-        )
+        return RedisAddress.from_url(self._node_url(host, int(port)))
 
     async def _refresh_topology(self) -> None:
         await self._redis.nodes_manager.initialize()
