@@ -5,6 +5,7 @@ may make, and a client that asks for replies without reading them."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -252,6 +253,41 @@ async def test_a_client_that_asks_without_reading_is_read_no_more_and_dropped(
         assert loop.time() < deadline, "the socket that reads nothing stayed"
         await asyncio.sleep(0.1)
     raw.close()
+
+
+async def test_every_socket_is_pinged_once_an_interval_from_its_opening(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """A socket's first ping comes within one heartbeat interval of its welcome, and the
+    next ones one interval apart, whenever it opened: a socket that waited longer could
+    be dropped as silent, or reported gone, by a short timeout or grace period."""
+    interval = 1.0
+    server = start_server(heartbeat_interval=interval, heartbeat_timeout=1.6, grace_period=4)
+    loop = asyncio.get_running_loop()
+
+    async def pings_of_one_socket(delay: float) -> list[float]:
+        await asyncio.sleep(delay)  # spread the openings over the interval
+        path, token = await new_room(server)
+        raw, _ = await RawSocket.connect(server.port, path)
+        raw.send_text(hello(token))
+        await raw.message("welcome")
+        times = [loop.time()]
+        while len(times) < 4:
+            await raw.message("ping")
+            times.append(loop.time())
+            raw.send_text('{"type":"pong"}')
+        raw.close()
+        return times
+
+    # Three pings each (3 intervals), with a deadline well past them.
+    runs = await asyncio.wait_for(
+        asyncio.gather(*(pings_of_one_socket(n * interval / 8) for n in range(8))), 15
+    )
+    for times in runs:
+        first, *gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert first <= interval + 0.15, f"first ping {first:.2f} s after the welcome"
+        assert all(interval - 0.15 <= gap <= interval + 0.15 for gap in gaps), gaps
+    # None was dropped as silent (a close frame would have failed message("ping")).
 
 
 async def test_stopping_the_server_closes_every_socket_with_1001(

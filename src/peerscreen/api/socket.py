@@ -47,7 +47,10 @@ logger = logging.getLogger("peerscreen.socket")
 
 PATH = re.compile(r"^/api/rooms/([^/]{1,64})/ws$")
 
-HEARTBEAT_SLICE = 0.05
+HEARTBEAT_SLICE = 0.01
+"""Seconds between heartbeat ticks; each tick pings its share of the sockets."""
+PRESENCE_EVERY = 5
+"""Ticks whose sockets' presence is written in one store call."""
 PING = to_json({"type": "ping"})
 PONG = '{"type":"pong"}'
 """A pong as the page sends it; other spellings take the general path."""
@@ -105,6 +108,7 @@ class Connection:
         "acked",
         "close_code",
         "finished",
+        "heartbeat_slot",
         "key",
         "last_heard",
         "participant",
@@ -117,6 +121,7 @@ class Connection:
     def __init__(
         self, ws: WebSocketProtocol, sockets: Sockets, participant: Participant, resume: int
     ) -> None:
+        self.heartbeat_slot = -1  # set when registered (Sockets)
         self.ws = ws
         self.sockets = sockets
         self.service = sockets.service
@@ -496,6 +501,11 @@ class Sockets:
         self.service = service
         self.rate_limits = rate_limits
         self._open: dict[tuple[str, str], Connection] = {}
+        # The heartbeat visits one slot per tick; each socket is put in the next slot
+        # round, so slots stay even and a new socket is pinged within one interval.
+        slices = max(1, round(service.settings.heartbeat_interval / HEARTBEAT_SLICE))
+        self._slots: list[dict[Connection, None]] = [{} for _ in range(slices)]
+        self._next_slot = 0
         self._ticker: asyncio.Task[None] | None = None
         self._leaving: set[asyncio.Task[None]] = set()
 
@@ -514,26 +524,36 @@ class Sockets:
             await asyncio.wait(self._leaving, timeout=5)
 
     async def _tick_forever(self) -> None:
-        # Each interval is cut in short slices and each slice visits its share of the
-        # sockets: pinging thousands at once holds the loop (and the clients) long enough
-        # to delay the messages in flight.
-        interval = self.service.settings.heartbeat_interval
-        slices = max(1, round(interval / HEARTBEAT_SLICE))
+        # Each interval is cut in short slices and each slice pings its share of the
+        # sockets. Pings in bursts hold the loop (their writes, then the pongs coming
+        # back together) long enough to delay the messages in flight: at 1,000 msg/s
+        # over 2,000 sockets, p99 was 1.05-1.15 ms with 50 ms slices, 0.5 ms with 10 ms.
+        # Presence is written less often, for several slices at once: on Redis a write
+        # is a round trip.
+        slots = self._slots
+        tick = self.service.settings.heartbeat_interval / len(slots)
         turn = 0
+        present: list[Participant] = []
         while True:
-            await asyncio.sleep(interval / slices)
+            await asyncio.sleep(tick)
+            slot = slots[turn % len(slots)]
+            turn += 1
             try:
-                await self.tick(turn % slices, slices)
+                if slot:
+                    present += self.ping(list(slot))
+                if present and (turn % PRESENCE_EVERY == 0 or len(slots) < PRESENCE_EVERY):
+                    marked, present = present, []
+                    with contextlib.suppress(StoreUnavailable):
+                        await self.service.seen_all(marked)
             except Exception:
                 logger.exception("heartbeat failed")
-            turn += 1
 
-    async def tick(self, part: int = 0, parts: int = 1) -> None:
-        """Ping this part of the sockets, drop the silent ones, and mark the rest present."""
+    def ping(self, sockets: list[Connection]) -> list[Participant]:
+        """Ping these sockets and drop the silent ones; the participants pinged."""
         now = time.monotonic()
         timeout = self.service.settings.heartbeat_timeout
         present: list[Participant] = []
-        for connection in list(self._open.values())[part::parts]:
+        for connection in sockets:
             ws = connection.ws
             if ws.writing_paused:
                 # Its client is not reading: a ping would only wait in the buffer. The
@@ -544,9 +564,7 @@ class Sockets:
                 continue
             ws.send_text(PING)
             present.append(connection.participant)
-        if present:
-            with contextlib.suppress(StoreUnavailable):
-                await self.service.seen_all(present)
+        return present
 
     def accept(
         self, ws: WebSocketProtocol, path: str, client_ip: str, subprotocols: bytes | None = None
@@ -583,6 +601,9 @@ class Sockets:
         ws.handler = connection
         old = self._open.get(connection.key)
         self._open[connection.key] = connection
+        connection.heartbeat_slot = self._next_slot
+        self._slots[self._next_slot][connection] = None
+        self._next_slot = (self._next_slot + 1) % len(self._slots)
         if old is not None:
             old.close(CLOSE_REPLACED, "Replaced by a newer connection")
         logger.info("room %s: %s socket open", participant.room_id, participant.participant_id)
@@ -616,6 +637,7 @@ class Sockets:
         )
         if self._open.get(connection.key) is connection:
             del self._open[connection.key]
+        self._slots[connection.heartbeat_slot].pop(connection, None)
         replaced = connection.key in self._open
         logger.info("room %s: %s socket closed", participant.room_id, participant.participant_id)
         if not connection.finished and not replaced:
