@@ -21,7 +21,8 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("REDIS_URL", "PEERSCREEN_REDIS_URL", "redis_url"),
         description="Redis URL for shared state across processes (Redis 7 or later): "
-        "redis://host:6379/0, rediss:// for TLS, unix:///path.sock, or a Redis Cluster as "
+        "redis://host:6379/0, rediss:// for TLS (?ssl_ca_certs=/path/ca.pem for a private CA), "
+        "unix:///path.sock, or a Redis Cluster as "
         "redis+cluster://host1:7000,host2:7000; unset: in-memory store.",
     )
     redis_max_connections: int = Field(
@@ -191,6 +192,10 @@ class Settings(BaseSettings):
                 "not a Redis URL such as redis://localhost:6379/0 or "
                 f"redis+cluster://host1:7000,host2:7000: {value!r}"
             )
+        else:
+            from .store.connect import RedisAddress
+
+            RedisAddress.from_url(value)  # its ValueError names the bad setting
         return value
 
     @field_validator("rate_rooms", "rate_api", "rate_chat", "rate_passcode", "rate_signal")

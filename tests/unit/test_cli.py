@@ -56,6 +56,8 @@ def test_tls_needs_both_files(capsys: pytest.CaptureFixture[str]) -> None:
         ("localhost:6379", "not a Redis URL"),
         ("redis+cluster://a:b", "each node of a Redis Cluster URL is host:port"),
         ("redis+cluster://", "each node of a Redis Cluster URL is host:port"),
+        ("rediss://h:6380/0?ssl_cert_reqs=sometimes", "ssl_cert_reqs must be none, optional"),
+        ("rediss://h:6380/0?ssl_ca_certs=/nonexistent/ca.pem", "cannot read the TLS files"),
     ],
 )
 def test_a_wrong_redis_url_is_refused_at_start(
@@ -69,6 +71,7 @@ def test_redis_urls_that_work() -> None:
     assert Settings(redis_url="redis://:pw@10.0.0.5:6379/2").redis_url == (
         "redis://:pw@10.0.0.5:6379/2"
     )
+    assert Settings(redis_url="rediss://r.example:6380/0?ssl_cert_reqs=none").redis_url
     cluster = Settings(redis_url=" redis+cluster://10.0.0.1:7000,10.0.0.2:7000 ")
     assert cluster.redis_url == "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
     assert Settings(redis_url="").redis_url is None

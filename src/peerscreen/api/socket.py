@@ -42,6 +42,7 @@ from ..store import Stored
 from ..store.base import stored_from_message
 from ..tasks import both, run_eagerly, stop_task
 from ..websocket import State, WebSocketProtocol
+from .heartbeat import Heartbeat
 
 logger = logging.getLogger("peerscreen.socket")
 
@@ -150,7 +151,8 @@ class Connection:
         pass  # connections are made for sockets already open
 
     def received(self, text: str) -> None:
-        self.last_heard = time.monotonic()
+        self.last_heard = now = time.monotonic()
+        self.sockets.heartbeat.poke(now)
         if text == PONG:
             return  # the heartbeat's answer, the commonest message: hearing it is all
         if self._busy:
@@ -506,49 +508,54 @@ class Sockets:
         slices = max(1, round(service.settings.heartbeat_interval / HEARTBEAT_SLICE))
         self._slots: list[dict[Connection, None]] = [{} for _ in range(slices)]
         self._next_slot = 0
-        self._ticker: asyncio.Task[None] | None = None
+        # Each interval is cut in short slices and each slice pings its share of the
+        # sockets. Pings in bursts hold the loop (their writes, then the pongs coming
+        # back together) long enough to delay the messages in flight. Probes at 1,000
+        # msg/s over 2,000 sockets: 50 ms slices gave p99 1.05-1.15 ms, 25 ms 0.6-0.8 ms
+        # and 10 ms 0.4-0.65 ms (PeerJS: 0.4-0.8 ms); as ticks of their own, 10 ms slices
+        # doubled the CPU of an idle socket. So a tick rides on a message when there is
+        # one (peerscreen.api.heartbeat), up to a fifth of a slice early.
+        tick = service.settings.heartbeat_interval / slices
+        self.heartbeat = Heartbeat(tick, self._tick, early=tick / 5)
+        self._present: list[Participant] = []
+        self._marking: asyncio.Task[None] | None = None
         self._leaving: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._open)
 
     async def start(self) -> None:
-        self._ticker = asyncio.create_task(self._tick_forever(), name="socket-heartbeat")
+        self.heartbeat.start()
 
     async def stop(self) -> None:
-        await stop_task(self._ticker)
-        self._ticker = None
+        self.heartbeat.stop()
+        await stop_task(self._marking)
         for connection in list(self._open.values()):
             connection.close(CLOSE_GOING_AWAY, "Server shutting down")
         if self._leaving:
             await asyncio.wait(self._leaving, timeout=5)
 
-    async def _tick_forever(self) -> None:
-        # Each interval is cut in short slices and each slice pings its share of the
-        # sockets. Pings in bursts hold the loop (their writes, then the pongs coming
-        # back together) long enough to delay the messages in flight; each tick is a
-        # wake-up that costs CPU. Probes at 1,000 msg/s over 2,000 sockets: 50 ms slices
-        # gave p99 1.05-1.15 ms and 22 ms of CPU a second with no messages; 25 ms,
-        # 0.6-0.8 ms and 26.5 ms/s; 10 ms, 0.4-0.65 ms and 42 ms/s (PeerJS: 0.4-0.8 ms
-        # and 34 ms/s). Presence is written for several slices at once: on Redis a
-        # write is a round trip.
+    def _tick(self, turn: int) -> None:
         slots = self._slots
-        tick = self.service.settings.heartbeat_interval / len(slots)
-        turn = 0
-        present: list[Participant] = []
-        while True:
-            await asyncio.sleep(tick)
-            slot = slots[turn % len(slots)]
-            turn += 1
-            try:
-                if slot:
-                    present += self.ping(list(slot))
-                if present and (turn % PRESENCE_EVERY == 0 or len(slots) < PRESENCE_EVERY):
-                    marked, present = present, []
-                    with contextlib.suppress(StoreUnavailable):
-                        await self.service.seen_all(marked)
-            except Exception:
-                logger.exception("heartbeat failed")
+        slot = slots[turn % len(slots)]
+        if slot:
+            self._present += self.ping(list(slot))
+        # Presence is written for several slices at once: on Redis a write is a round
+        # trip. One write at a time; a slow store makes the next one larger.
+        if (
+            self._present
+            and (turn % PRESENCE_EVERY == 0 or len(slots) < PRESENCE_EVERY)
+            and (self._marking is None or self._marking.done())
+        ):
+            marked, self._present = self._present, []
+            self._marking = asyncio.get_running_loop().create_task(self._mark(marked))
+
+    async def _mark(self, present: list[Participant]) -> None:
+        try:
+            with contextlib.suppress(StoreUnavailable):
+                await self.service.seen_all(present)
+        except Exception:
+            logger.exception("heartbeat failed")
 
     def ping(self, sockets: list[Connection]) -> list[Participant]:
         """Ping these sockets and drop the silent ones; the participants pinged."""

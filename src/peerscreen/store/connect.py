@@ -68,7 +68,13 @@ class RedisAddress:
 
 
 def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    try:
+        context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+        if options.get("ssl_certfile"):
+            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    except (OSError, ssl.SSLError) as exc:
+        # Named at start-up rather than at the first connection.
+        raise ValueError(f"cannot read the TLS files named in the Redis URL: {exc}") from exc
     reqs = options.get("ssl_cert_reqs", "required")
     if isinstance(reqs, str):
         if reqs.lower() not in _CERT_REQS:
@@ -78,8 +84,6 @@ def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
     if reqs == ssl.CERT_NONE or check_hostname is False:
         context.check_hostname = False
     context.verify_mode = reqs
-    if options.get("ssl_certfile"):
-        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
     return context
 
 
