@@ -290,6 +290,43 @@ async def test_every_socket_is_pinged_once_an_interval_from_its_opening(
     # None was dropped as silent (a close frame would have failed message("ping")).
 
 
+async def test_a_socket_that_talks_is_not_pinged_and_stays_open(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """Messages from a client prove it alive as a pong would: the server pings only
+    sockets that were quiet for an interval, and drops none that talk."""
+    interval = 0.4
+    server = start_server(heartbeat_interval=interval, heartbeat_timeout=1.2, grace_period=2)
+    path, token = await new_room(server)
+    raw, _ = await RawSocket.connect(server.port, path)
+    raw.send_text(hello(token))
+    await raw.message("welcome")
+    loop = asyncio.get_running_loop()
+    talking_until = loop.time() + 4 * interval
+    n = 0
+    while loop.time() < talking_until:  # bounded: four intervals
+        raw.send_text(json.dumps({"type": "ping", "id": str(n)}))
+        opcode, payload = await raw.frame()
+        assert opcode == 0x1
+        # Its own ping's answer, never the server's ping (nor a close for silence).
+        assert json.loads(payload) == {"type": "pong", "id": str(n)}
+        n += 1
+        await asyncio.sleep(interval / 4)  # the client's pace
+    # Quiet now: the server's pings resume within two intervals, and it stays present.
+    started = loop.time()
+    await raw.message("ping")
+    assert loop.time() - started < 2 * interval + 0.3
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        room_id = path.split("/")[3]
+        info = await http.get(
+            "/api/diagnostics",
+            params={"roomId": room_id},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert info.json()["hostPresence"] == "connected", info.json()
+    raw.close()
+
+
 async def test_stopping_the_server_closes_every_socket_with_1001(
     start_server: Callable[..., ServerProcess],
 ) -> None:
