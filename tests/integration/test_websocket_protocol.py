@@ -294,7 +294,8 @@ async def test_a_socket_that_talks_is_not_pinged_and_stays_open(
     start_server: Callable[..., ServerProcess],
 ) -> None:
     """Messages from a client prove it alive as a pong would: the server pings only
-    sockets that were quiet for an interval, and drops none that talk."""
+    sockets that sent nothing but pongs and acks for an interval, and drops none that
+    talk."""
     interval = 0.4
     server = start_server(heartbeat_interval=interval, heartbeat_timeout=1.2, grace_period=2)
     path, token = await new_room(server)
@@ -315,6 +316,15 @@ async def test_a_socket_that_talks_is_not_pinged_and_stays_open(
     # Quiet now: the server's pings resume within two intervals, and it stays present.
     started = loop.time()
     await raw.message("ping")
+    assert loop.time() - started < 2 * interval + 0.3
+    # Acks alone do not count as talking: a client that only acks acks with its pongs.
+    raw.send_text('{"type":"pong"}')
+    started = loop.time()
+    pinged = asyncio.ensure_future(raw.message("ping"))
+    while not pinged.done():  # bounded: message() gives up after 10 s
+        raw.send_text('{"type":"ack","seq":0}')
+        await asyncio.wait({pinged}, timeout=interval / 4)
+    await pinged
     assert loop.time() - started < 2 * interval + 0.3
     async with httpx.AsyncClient(base_url=server.base_url) as http:
         room_id = path.split("/")[3]

@@ -132,7 +132,7 @@ class Connection:
         self.sent = resume  # newest sequence number sent on this socket
         self.acked = resume  # newest the client confirmed
         self.last_heard = time.monotonic()  # any frame, pongs included
-        self.last_active = 0.0  # a message other than a pong
+        self.last_active = 0.0  # a message other than a pong or an ack
         self.close_code: int | None = None
         self.finished = False
         self._delivering = False
@@ -157,7 +157,6 @@ class Connection:
         self.sockets.heartbeat.poke(now)
         if text == PONG:
             return  # the heartbeat's answer, the commonest message: hearing it is all
-        self.last_active = now
         if self._busy:
             if self._inbox is None:
                 self._inbox = deque()
@@ -356,6 +355,12 @@ class Connection:
 
     async def _dispatch(self, message: ClientMessage) -> None:
         kind = message["type"]
+        if kind != "ack":
+            # Acks do not count: a client that only acks (a viewer receiving a trickle)
+            # acks with each pong, and without pings its acks would wait for the 20th
+            # message, holding the mailbox's budget meanwhile; every viewer of a busy
+            # server would then ack on the same count at once.
+            self.last_active = self.last_heard
         if kind in SIGNALS:
             signal = cast(WsSignal, message)
             await self.service.mail.send_addressed(
