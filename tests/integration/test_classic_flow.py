@@ -125,3 +125,44 @@ async def test_long_poll_returns_the_answer_and_empty_at_its_deadline(
             "/api/answer", params={"roomId": room["roomId"], "wait": 0.5}, headers=host_auth
         )
         assert response.json() == {"desc": None, "viewerId": None, "answers": []}
+
+
+async def test_a_polling_client_learns_at_once_that_the_room_ended(
+    any_server: ServerProcess,
+) -> None:
+    """GETs answer 410 room_ended once the room has ended, and a GET waiting when it ends
+    returns 410 at once instead of 200 empty at its deadline."""
+    async with httpx.AsyncClient(base_url=any_server.base_url, timeout=40) as http:
+        room = await create_room(http)
+        room_id = room["roomId"]
+        joined = await join_room(http, room_id)
+        host_auth = {"Authorization": f"Bearer {room['hostToken']}"}
+        viewer_auth = {"Authorization": f"Bearer {joined['viewerToken']}"}
+        waits = {
+            path: asyncio.create_task(
+                http.get(path, params={"roomId": room_id, "wait": 20}, headers=viewer_auth)
+            )
+            for path in ("/api/offer", "/api/candidate")
+        }
+        # Both are waiting (the server counts its long-polls) before the room ends.
+        deadline = time.monotonic() + 10
+        while "peerscreen_long_polls_waiting 2.0" not in (await http.get("/metrics")).text:
+            assert time.monotonic() < deadline, "the GETs never waited"
+            await asyncio.sleep(0.05)
+        ended_at = time.monotonic()
+        assert (await http.delete(f"/api/rooms/{room_id}", headers=host_auth)).status_code == 200
+        for path, waiting in waits.items():
+            response = await asyncio.wait_for(waiting, 10)
+            assert response.status_code == 410, (path, response.text)
+            assert response.json()["error"]["code"] == "room_ended"
+        assert time.monotonic() - ended_at < 5, "the waiting GETs held on after the end"
+        # And every later call answers 410 at once, whoever makes it.
+        for path, auth in (
+            ("/api/offer", viewer_auth),
+            ("/api/candidate", viewer_auth),
+            ("/api/answer", host_auth),
+            ("/api/candidate", host_auth),
+        ):
+            response = await http.get(path, params={"roomId": room_id, "wait": 3}, headers=auth)
+            assert response.status_code == 410, (path, response.text)
+            assert response.json()["error"]["code"] == "room_ended"

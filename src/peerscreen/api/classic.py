@@ -5,7 +5,8 @@ Messages are addressed per viewer, so one host serves many viewers: offers go to
 (``viewerId``), answers and candidates come back to the host tagged with the viewer id. An
 offer posted with no ``viewerId`` is the single-viewer flow's room offer: the first viewer
 to ask takes it, as before. A GET returns what is waiting and removes it; ``wait=N`` holds
-the request until something arrives (long-poll).
+the request until something arrives (long-poll). Once the room has ended, every call
+answers 410 ``room_ended``, a waiting GET at once.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ async def post_offer(body: OfferPost, service: SignalingDep, token: TokenDep) ->
 @router.get(
     "/offer",
     response_model=OfferResponse,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 410),
     summary="Viewer: take the offer waiting for it ({desc: null} if none)",
 )
 async def get_offer(
@@ -73,7 +74,7 @@ async def get_offer(
     viewer_id: ViewerIdQuery = None,
     wait: WaitQuery = None,
 ) -> OfferResponse:
-    viewer = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
+    viewer = await service.authenticate(parse_room_id(room_id), token)
     check_viewer_claim(viewer, role, viewer_id)
     offer = await service.polls.take_offer(viewer, clamp_wait(wait, service.settings.max_wait))
     return OfferResponse(desc=offer["desc"] if offer else None)
@@ -97,7 +98,7 @@ async def post_answer(body: AnswerPost, service: SignalingDep, token: TokenDep) 
 @router.get(
     "/answer",
     response_model=AnswerResponse,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 410),
     summary="Host: take the viewers' answers (desc is the oldest; answers lists all)",
 )
 async def get_answer(
@@ -107,7 +108,7 @@ async def get_answer(
     role: RoleQuery = None,
     wait: WaitQuery = None,
 ) -> AnswerResponse:
-    host = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
+    host = await service.authenticate(parse_room_id(room_id), token)
     check_viewer_claim(host, role or "host", None)
     taken = await service.polls.take(host, ["answer"], clamp_wait(wait, service.settings.max_wait))
     answers = [{"viewerId": m["from"], "desc": m["desc"]} for m in taken]
@@ -137,7 +138,7 @@ async def post_candidate(body: CandidatePost, service: SignalingDep, token: Toke
 @router.get(
     "/candidate",
     response_model=CandidatesResponse,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 410),
     summary="Take the ICE candidates waiting for the caller (the host's carry viewerId)",
 )
 async def get_candidates(
@@ -148,7 +149,7 @@ async def get_candidates(
     viewer_id: ViewerIdQuery = None,
     wait: WaitQuery = None,
 ) -> CandidatesResponse:
-    caller = await service.authenticate(parse_room_id(room_id), token, allow_ended=True)
+    caller = await service.authenticate(parse_room_id(room_id), token)
     check_viewer_claim(caller, role, viewer_id)
     taken = await service.polls.take(
         caller, ["candidate"], clamp_wait(wait, service.settings.max_wait)

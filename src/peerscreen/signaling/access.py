@@ -34,18 +34,20 @@ def parse_room_id(text: str) -> str:
     return room_id
 
 
-async def ensure_present(store: Store, participant: Participant) -> None:
+async def ensure_present(store: Store, participant: Participant) -> RoomRecord:
     """Is the participant still in a room that still exists: 404 when the room is gone
-    (a Redis that came back empty), 403 when the viewer left or was removed.
+    (a Redis that came back empty), 403 when the viewer left or was removed. The room.
 
     Asked by readers woken with nothing to read, on every transport.
     """
-    if await store.get_room(participant.room_id) is None:
+    room = await store.get_room(participant.room_id)
+    if room is None:
         raise room_not_found_error()
     if not participant.is_host and not await store.has_viewer(
         participant.room_id, participant.participant_id
     ):
         raise forbidden("You are no longer in this room (you left or were removed).")
+    return room
 
 
 def checked_room(room: RoomRecord | None, allow_ended: bool) -> RoomRecord:

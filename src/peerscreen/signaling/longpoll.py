@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from ..config import Settings
-from ..errors import forbidden
+from ..errors import forbidden, room_ended
 from ..presence import PresenceTracker
 from ..rooms import Participant, Signal
 from ..store import Listener, Message, Store
@@ -65,7 +65,7 @@ class LongPoll:
                 taken = early + taken
             return taken
 
-        return await self._wait_for(participant, read, wait, names)
+        return await self._wait_for(participant, read, wait, names, end_with_room=True)
 
     async def take_offer(self, viewer: Participant, wait: float) -> Message | None:
         """The newest offer for this viewer, or the room offer if there is one."""
@@ -85,7 +85,9 @@ class LongPoll:
                 return [room_offer]
             return []
 
-        found = await self._wait_for(viewer, read, wait, [viewer.participant_id, ROOM_OFFER])
+        found = await self._wait_for(
+            viewer, read, wait, [viewer.participant_id, ROOM_OFFER], end_with_room=True
+        )
         return found[0] if found else None
 
     async def _wait_for(
@@ -94,13 +96,14 @@ class LongPoll:
         read: Callable[[], Awaitable[list[Message]]],
         wait: float,
         names: list[str],
+        end_with_room: bool = False,
     ) -> list[Message]:
         await self.presence.seen(participant)
         deadline = time.monotonic() + wait
         with self.store.listen(participant.room_id, *names) as listener:
             self.waiting += 1
             try:
-                return await self._wait_loop(participant, read, listener, deadline)
+                return await self._wait_loop(participant, read, listener, deadline, end_with_room)
             finally:
                 self.waiting -= 1
 
@@ -110,6 +113,7 @@ class LongPoll:
         read: Callable[[], Awaitable[list[Message]]],
         listener: Listener,
         deadline: float,
+        end_with_room: bool,
     ) -> list[Message]:
         while True:
             found = await read()
@@ -121,6 +125,9 @@ class LongPoll:
             woken = await listener.wait(min(remaining, self.settings.heartbeat_interval))
             if woken and not self.draining:
                 # Woken with nothing to read: the viewer may have been removed, or the
-                # room lost.
-                await ensure_present(self.store, participant)
+                # room lost or ended. A take of signals ends with the room (410 at once)
+                # rather than hold the request to its deadline.
+                room = await ensure_present(self.store, participant)
+                if end_with_room and room.ended:
+                    raise room_ended()
             await self.presence.seen(participant)
