@@ -43,13 +43,22 @@ class Settings(BaseSettings):
     )
     max_viewers: int = Field(10, ge=1, le=1000, description="Viewers allowed in one room.")
     grace_period: float = Field(
-        30.0, gt=0, description="A participant gone this long is reported as left."
+        30.0,
+        gt=0,
+        description="A participant gone this long is reported as left; "
+        "must be longer than --heartbeat-interval.",
     )
     heartbeat_interval: float = Field(
-        10.0, gt=0, description="Seconds between server pings on a WebSocket."
+        10.0,
+        gt=0,
+        description="Seconds between server pings on a WebSocket that sent nothing else; "
+        "shorter than --heartbeat-timeout and --grace-period.",
     )
     heartbeat_timeout: float = Field(
-        25.0, gt=0, description="A socket silent this long is dropped as dead."
+        25.0,
+        gt=0,
+        description="A socket silent this long is dropped as dead; "
+        "must be longer than --heartbeat-interval.",
     )
     hello_timeout: float = Field(
         10.0, gt=0, description="A new socket must authenticate within this time."
@@ -153,11 +162,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_heartbeat(self) -> Settings:
         if self.heartbeat_timeout <= self.heartbeat_interval:
-            raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
+            raise ValueError(
+                f"--heartbeat-timeout ({self.heartbeat_timeout:g} s) must be longer than "
+                f"--heartbeat-interval ({self.heartbeat_interval:g} s)"
+            )
         if self.grace_period <= self.heartbeat_interval:
             # Presence is refreshed once per heartbeat; a shorter grace would report
             # connected participants as gone.
-            raise ValueError("grace_period must be longer than heartbeat_interval")
+            raise ValueError(
+                f"--grace-period ({self.grace_period:g} s) must be longer than "
+                f"--heartbeat-interval ({self.heartbeat_interval:g} s)"
+            )
         return self
 
     @field_validator("public_url")

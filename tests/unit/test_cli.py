@@ -36,7 +36,11 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_bad_settings_are_reported_plainly(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--grace-period", "5"]) == 2
-    assert "grace_period must be longer than heartbeat_interval" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "--grace-period (5 s) must be longer than --heartbeat-interval (10 s)" in said
+    assert main(["serve", "--heartbeat-timeout", "10"]) == 2
+    said = capsys.readouterr().err
+    assert "--heartbeat-timeout (10 s) must be longer than --heartbeat-interval (10 s)" in said
     with pytest.raises(SystemExit):
         main(["serve", "--port", "eighty"])
     assert main(["serve", "--port", "70000"]) == 2
