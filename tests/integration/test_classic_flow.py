@@ -156,6 +156,13 @@ async def test_a_polling_client_learns_at_once_that_the_room_ended(
             assert response.status_code == 410, (path, response.text)
             assert response.json()["error"]["code"] == "room_ended"
         assert time.monotonic() - ended_at < 5, "the waiting GETs held on after the end"
+        # Diagnostics tell the end, and nobody is reported as still there.
+        info = (
+            await http.get("/api/diagnostics", params={"roomId": room_id}, headers=host_auth)
+        ).json()
+        assert info["ended"] is True
+        assert (info["hostPresence"], info["hostPresent"]) == ("left", False)
+        assert [v["presence"] for v in info["viewers"]] == ["left"]
         # And every later call answers 410 at once, whoever makes it.
         for path, auth in (
             ("/api/offer", viewer_auth),

@@ -169,7 +169,14 @@ class Signaling:
         viewers = await self.store.get_viewers(room_id)
         seen = await self.store.last_seen(room_id)
         now = time.time()
-        host_presence = self._presence_of(seen.get(HOST_ID), now)
+
+        def presence_of(participant_id: str) -> Presence:
+            # An ended room has nobody in it, whenever each was last seen.
+            if room.ended:
+                return Presence.LEFT
+            return self._presence_of(seen.get(participant_id), now)
+
+        host_presence = presence_of(HOST_ID)
         info: dict[str, Any] = {
             "roomId": room_id,
             "exists": True,
@@ -191,7 +198,7 @@ class Signaling:
             info["viewers"] = [
                 {
                     "viewerId": v.viewer_id,
-                    "presence": self._presence_of(seen.get(v.viewer_id), now).value,
+                    "presence": presence_of(v.viewer_id).value,
                     "joinedAt": v.joined_at,
                 }
                 for v in sorted(viewers.values(), key=lambda v: v.joined_at)
