@@ -560,8 +560,9 @@ class Sockets:
 
     async def _mark(self, present: list[Participant]) -> None:
         try:
-            with contextlib.suppress(StoreUnavailable):
-                await self.service.seen_all(present)
+            await self.service.seen_all(present)
+        except StoreUnavailable:
+            pass  # marked again next interval
         except Exception:
             logger.exception("heartbeat failed")
 

@@ -94,8 +94,8 @@ class MailboxChannels:
         self._closed = True
         await stop_task(self._sweeper)
         for node in list(self._nodes.values()):
-            # redis-py can swallow a cancellation that lands while it connects: the kick
-            # and the closed flag end the loop then.
+            # The kick and the closed flag end the loop even if the cancellation lands
+            # where it is caught (a name_reader call that retries, say).
             node.kick.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_task(node.task), 2.0)
