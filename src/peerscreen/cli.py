@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from . import __version__
+from .client.commands import add_commands as add_client_commands
 from .config import Settings
 from .logs import configure as configure_logging
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the peerscreen server. Flags override environment variables.",
     )
     _add_setting_flags(serve)
+    add_client_commands(commands)
     return parser
 
 
@@ -85,6 +87,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("watch", "share"):
+        from .client.commands import run as run_client
+
+        return run_client(args)
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:

@@ -1,0 +1,185 @@
+"""Sharing from Python: create a room, offer each viewer a connection of its own, all
+fed by one source through aiortc's MediaRelay (like the page: one capture, one peer
+connection per viewer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import MediaStreamTrack
+from aiortc.contrib.media import MediaRelay
+
+from .api import ApiError, Credentials, ServerApi
+from .peer import PeerLink
+from .rtc import rtc_configuration
+from .signaling import SignalingSocket
+
+log = logging.getLogger("peerscreen.client")
+
+MAX_FRESH_STARTS = 3
+"""How often a viewer's failed connection is replaced by a new one before giving up
+(aiortc has no ICE restart; a new connection finds paths again)."""
+
+
+@dataclass
+class ViewerLink:
+    """A viewer as the host sees it."""
+
+    viewer_id: str
+    name: str
+    state: str = "joining"
+    link: PeerLink | None = None
+    fresh_starts: int = 0
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Host:
+    """The host of a room.
+
+    ``on_viewers`` hears the list of viewers each time one joins, leaves or changes
+    state; ``ended`` resolves with the reason the room ended (``host-ended``,
+    ``host-left``, or why the server connection was lost).
+    """
+
+    def __init__(
+        self,
+        api: ServerApi,
+        tracks: Sequence[MediaStreamTrack],
+        *,
+        auth_secret: str | None = None,
+        passcode: str | None = None,
+        force_relay: bool = False,
+        on_viewers: Callable[[list[ViewerLink]], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.relay = MediaRelay()
+        self.tracks = list(tracks)
+        self.auth_secret = auth_secret
+        self.passcode = passcode
+        self.force_relay = force_relay
+        self.on_viewers = on_viewers
+        self.viewers: dict[str, ViewerLink] = {}
+        self.credentials: Credentials | None = None
+        self.room: dict[str, Any] = {}
+        self.socket: SignalingSocket | None = None
+        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._ice: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def url(self) -> str:
+        """The link viewers open."""
+        return str(self.room.get("url", ""))
+
+    async def start(self) -> None:
+        """Create the room and start answering viewers; raises :class:`ApiError` when
+        the server refuses (AUTH_SECRET, a bad passcode)."""
+        self.credentials, self.room = await self.api.create_room(self.auth_secret, self.passcode)
+        self._ice = await self.api.ice_servers(self.credentials)
+        self.socket = SignalingSocket(self.credentials)
+        await self.socket.start()
+        self._task = asyncio.create_task(self._follow(self.socket))
+
+    async def _follow(self, socket: SignalingSocket) -> None:
+        async for message in socket.messages():
+            try:
+                await self._on_message(message)
+            except Exception as exc:  # one viewer's bad answer must not end the room
+                log.warning("could not apply %s: %s", message.get("type"), exc)
+        info = await socket.closed
+        self._finish("host-ended" if info.code in (1000, 4410) else info.reason)
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "viewer-joined":
+            viewer_id = str(message["viewerId"])
+            name = message.get("name") or f"Viewer {viewer_id[1:5]}"
+            # Gathering takes a while with STUN and TURN: the other viewers' messages
+            # must not wait for it.
+            self._spawn(self._connect(viewer_id, str(name)))
+        elif kind == "viewer-left":
+            await self._drop(str(message.get("viewerId")))
+        elif kind in ("answer", "candidate"):
+            entry = self.viewers.get(str(message.get("from")))
+            if entry is not None and entry.link is not None:
+                await entry.link.handle(message)
+        elif kind == "room-ended":
+            self._finish(str(message.get("reason", "host-ended")))
+
+    async def _connect(self, viewer_id: str, name: str) -> None:
+        """Offer this viewer a new connection (again, replacing the old, after a failure)."""
+        socket = self.socket
+        if socket is None or self.ended.done():
+            return
+        entry = self.viewers.get(viewer_id)
+        if entry is None:
+            entry = self.viewers[viewer_id] = ViewerLink(viewer_id, name)
+        elif entry.link is not None:
+            await entry.link.close()
+
+        async def send(kind: str, **fields: Any) -> None:
+            await socket.send(kind, to=viewer_id, **fields)
+
+        link: PeerLink
+
+        def on_state(state: str) -> None:
+            if entry.link is not link:
+                return
+            entry.state = state
+            self._tell()
+            if state == "failed" and entry.fresh_starts < MAX_FRESH_STARTS:
+                entry.fresh_starts += 1
+                self._spawn(self._connect(viewer_id, entry.name))
+
+        link = PeerLink(rtc_configuration(self._ice, self.force_relay), send, on_state=on_state)
+        entry.link = link
+        for track in self.tracks:
+            link.pc.addTrack(self.relay.subscribe(track, buffered=False))
+        self._tell()
+        await link.offer()
+
+    async def _drop(self, viewer_id: str) -> None:
+        entry = self.viewers.pop(viewer_id, None)
+        if entry is not None and entry.link is not None:
+            await entry.link.close()
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.on_viewers is not None:
+            self.on_viewers(list(self.viewers.values()))
+
+    def _finish(self, reason: str) -> None:
+        if not self.ended.done():
+            self.ended.set_result(reason)
+
+    async def end(self) -> None:
+        """End the room for everyone, close every connection, stop the source."""
+        if self.credentials is not None and not self.ended.done():
+            with contextlib.suppress(ApiError):
+                await self.api.end_room(self.credentials)
+        self._finish("host-ended")
+        await self.close()
+
+    async def close(self) -> None:
+        for entry in list(self.viewers.values()):
+            if entry.link is not None:
+                await entry.link.close()
+        self.viewers.clear()
+        if self.socket is not None:
+            await self.socket.close()
+        for task in [self._task, *self._tasks]:
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        for track in self.tracks:
+            track.stop()

@@ -1,0 +1,166 @@
+"""The Python client against real Chromium: ``peerscreen watch`` records a browser host,
+``peerscreen share`` serves browser viewers."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import pytest
+from playwright.sync_api import Page, expect
+
+from ..support.commands import LOOPBACK_ICE, ClientCommand, room_link
+from ..support.processes import ServerProcess, stop_process, wait_until
+from .pages import expect_frames_flowing, start_sharing
+
+NewPage = Callable[..., Page]
+
+
+def decoded_frames(path: Path) -> list[tuple[float, int, int, str]]:
+    """(time, width, height, digest of the picture) of every frame in a video file."""
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            digest = hashlib.sha256(b"".join(bytes(p) for p in frame.planes)).hexdigest()
+            frames.append((float(frame.time or 0.0), frame.width, frame.height, digest))
+    return frames
+
+
+def test_watch_records_what_a_browser_host_shares(
+    memory_server: ServerProcess, new_page: NewPage, artifacts: Path, tmp_path: Path
+) -> None:
+    base = memory_server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    host.wait_for_function("document.getElementById('preview').videoWidth > 0")
+    width, height = host.evaluate(
+        "() => { const v = document.getElementById('preview');"
+        " return [v.videoWidth, v.videoHeight]; }"
+    )
+    recording = tmp_path / "host.webm"
+    # A pasted link, as people do: with its scheme, a trailing slash.
+    watch = ClientCommand(
+        artifacts / "logs",
+        "watch",
+        f"{base}/r/{code}/",
+        "--record",
+        str(recording),
+        "--duration",
+        "3",
+        "--name",
+        "Recorder",
+        *LOOPBACK_ICE,
+    ).start()
+    try:
+        expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
+        expect(host.locator("#viewer-list")).to_contain_text("Recorder")
+        assert watch.wait(60) == 0, watch.output()
+    finally:
+        watch.stop()
+    # It left when done: the host sees nobody.
+    expect(host.locator("#viewer-count")).to_have_text("0")
+    assert "Connected." in watch.output()
+    assert "Saved " in watch.output()
+
+    frames = decoded_frames(recording)
+    assert frames, watch.output()
+    assert frames[-1][0] - frames[0][0] >= 2.0, frames[-1]
+    assert {(w, h) for _, w, h, _ in frames} == {(width, height)}
+    changed = sum(1 for a, b in itertools.pairwise(frames) if a[3] != b[3])
+    assert changed >= 0.9 * (len(frames) - 1), f"{changed} of {len(frames)} frames differ"
+    with av.open(str(recording)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+
+
+def test_share_test_pattern_to_two_browser_viewers_then_ctrl_c_ends_the_room(
+    memory_server: ServerProcess, new_page: NewPage, artifacts: Path, screenshots: Path
+) -> None:
+    share = ClientCommand(
+        artifacts / "logs",
+        "share",
+        "--server",
+        memory_server.base_url,
+        "--test-pattern",
+        "--size",
+        "640x360",
+        "--fps",
+        "15",
+        *LOOPBACK_ICE,
+    ).start()
+    try:
+        link = room_link(share)
+        # The QR code is printed too, in block characters.
+        share.wait_for("\u2580|\u2584|\u2588")
+        viewers = [new_page(), new_page()]
+        for viewer in viewers:
+            viewer.goto(link)
+        for viewer in viewers:
+            expect_frames_flowing(viewer)
+            assert viewer.evaluate("document.getElementById('remote-video').videoWidth") == 640
+        viewers[0].screenshot(path=str(screenshots / "viewer-of-python-share.png"))
+        share.wait_for(r"connected.*\n(.|\n)*connected")
+
+        share.interrupt()
+        assert share.wait(30) == 0, share.output()
+        for viewer in viewers:
+            expect(viewer.locator("#viewer-message-title")).to_have_text("Host ended sharing.")
+        assert "Ended the room (Ctrl-C); viewers were told." in share.output()
+    finally:
+        share.stop()
+
+
+@pytest.fixture
+def x_display(tmp_path: Path) -> Iterator[str]:
+    """A virtual X display (Xvfb) of this test's own. Its screen is blank: x11grab
+    captures at the rate asked whether or not anything changes."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.fail("Xvfb is missing: scripts/test installs it (Debian package xvfb)")
+    number = 90 + os.getpid() % 100
+    display = f":{number}"
+    server = subprocess.Popen(
+        [xvfb, display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), 10, f"Xvfb on {display}")
+    yield display
+    stop_process(server)
+
+
+def test_share_screen_under_xvfb_reaches_a_browser_viewer(
+    memory_server: ServerProcess,
+    new_page: NewPage,
+    artifacts: Path,
+    browser: object,
+    x_display: str,
+) -> None:
+    share = ClientCommand(
+        artifacts / "logs",
+        "share",
+        "--server",
+        memory_server.base_url,
+        "--screen",
+        "--fps",
+        "10",
+        "--no-qr",
+        *LOOPBACK_ICE,
+        env={"DISPLAY": x_display},
+    ).start()
+    try:
+        link = room_link(share)
+        assert f"screen {x_display}" in share.output()
+        viewer = new_page()
+        viewer.goto(link)
+        expect_frames_flowing(viewer, frames=5)
+        assert viewer.evaluate("document.getElementById('remote-video').videoWidth") == 800
+        share.interrupt()
+        assert share.wait(30) == 0, share.output()
+    finally:
+        share.stop()
