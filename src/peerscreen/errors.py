@@ -137,8 +137,16 @@ def room_not_found() -> PeerscreenError:
     )
 
 
-def room_ended() -> PeerscreenError:
-    return PeerscreenError(ErrorCode.ROOM_ENDED, "The host ended this room.")
+def ended_message(reason: str | None) -> str:
+    """Why a room is over, in words: the host may have ended it or gone away."""
+    if reason == "host-left":
+        return "The host left: gone longer than the grace period, so the room ended."
+    return "The host ended this room."
+
+
+def room_ended(reason: str | None = None) -> PeerscreenError:
+    """410 for a room that is over; ``reason`` is the room's end reason."""
+    return PeerscreenError(ErrorCode.ROOM_ENDED, ended_message(reason))
 
 
 def unauthorized(message: str = "Missing or invalid token.") -> PeerscreenError:

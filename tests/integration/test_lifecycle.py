@@ -196,6 +196,16 @@ async def test_a_host_gone_past_the_grace_period_ends_the_room(
     await host.drop()
     ended = await viewer.next("room-ended", timeout=6)
     assert ended["reason"] == "host-left"
+    # Everything after says the host left, not that it ended the room.
+    left = "The host left: gone longer than the grace period, so the room ended."
+    assert isinstance(viewer, SocketMember)
+    assert await viewer.wait_closed() == (4410, left)
+    response = await viewer.http.post(
+        f"/api/rooms/{host.room_id}/messages",
+        json={"type": "candidate", "candidate": {"candidate": "", "sdpMid": "0"}},
+    )
+    assert response.status_code == 410
+    assert response.json()["error"] == {"code": "room_ended", "message": left}
     await viewer.close()
 
 

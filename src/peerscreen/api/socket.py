@@ -22,7 +22,13 @@ from typing import Any, cast
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
-from ..errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
+from ..errors import (
+    ErrorCode,
+    PeerscreenError,
+    StoreUnavailable,
+    ended_message,
+    from_validation,
+)
 from ..ids import is_viewer_id
 from ..protocol import (
     MAX_BODY_BYTES,
@@ -310,7 +316,9 @@ class Connection:
             self.ws.send_text(message.text)
             self.sent = message.seq
             if message.type == Event.ROOM_ENDED:
-                raise _Closing(CLOSE_ENDED, "The host ended this room.", finished=True)
+                left = b'"reason":"host-left"' in message.text
+                reason = ended_message("host-left" if left else "host-ended")
+                raise _Closing(CLOSE_ENDED, reason, finished=True)
 
     # --- receiving ----------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def checked_room(room: RoomRecord | None, allow_ended: bool) -> RoomRecord:
     if room is None:
         raise room_not_found_error()
     if room.ended and not allow_ended:
-        raise room_ended()
+        raise room_ended(room.end_reason)
     return room
 
 
@@ -103,7 +103,7 @@ class Access:
                 departed = await self.store.departed_token_hash(room_id, participant_id)
                 if departed is not None and ids.token_matches(token, departed):
                     if room.ended:
-                        raise room_ended()
+                        raise room_ended(room.end_reason)
                     raise forbidden("You are no longer in this room (you left or were removed).")
         raise unauthorized("Invalid token for this room.")
 

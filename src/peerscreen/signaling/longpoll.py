@@ -129,5 +129,5 @@ class LongPoll:
                 # rather than hold the request to its deadline.
                 room = await ensure_present(self.store, participant)
                 if end_with_room and room.ended:
-                    raise room_ended()
+                    raise room_ended(room.end_reason)
             await self.presence.seen(participant)
