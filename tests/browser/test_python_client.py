@@ -10,8 +10,10 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import av
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -164,3 +166,38 @@ def test_share_screen_under_xvfb_reaches_a_browser_viewer(
         assert share.wait(30) == 0, share.output()
     finally:
         share.stop()
+
+
+def test_the_page_says_when_it_has_no_more_candidates(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    """A browser host ends its candidates with the protocol's marker (a candidate with no
+    text), which a peer that is not a browser needs to tell a failed path early."""
+    base = memory_server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    with httpx.Client(base_url=base, timeout=40) as http:
+        joined = http.post(f"/api/rooms/{code}/viewers", json={}).json()
+        auth = {"Authorization": f"Bearer {joined['viewerToken']}"}
+        seen: list[dict[str, Any]] = []
+        after = 0
+
+        def marker_arrived() -> bool:
+            nonlocal after
+            answer = http.get(
+                f"/api/rooms/{code}/messages", params={"after": after, "wait": 2}, headers=auth
+            ).json()
+            seen.extend(answer["messages"])
+            after = answer["lastSeq"]
+            return any(m["type"] == "candidate" and m["candidate"]["candidate"] == "" for m in seen)
+
+        wait_until(marker_arrived, 20, "the host's end-of-candidates")
+        kinds = [
+            (m["type"], m["candidate"]["candidate"] == "" if m["type"] == "candidate" else False)
+            for m in seen
+            if m["type"] in ("offer", "candidate")
+        ]
+        # The offer first, then candidates, the marker last of them.
+        assert kinds[0] == ("offer", False)
+        assert kinds[-1] == ("candidate", True)
+        assert ("candidate", False) in kinds

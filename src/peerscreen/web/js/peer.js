@@ -7,6 +7,9 @@
  * @typedef {(type: "offer" | "answer" | "candidate", fields: Record<string, unknown>) => Promise<void>} SendSignal
  */
 
+/** The end-of-candidates marker of docs/protocol.md: a candidate with no text. */
+const END_OF_CANDIDATES = { candidate: "", sdpMid: "0", sdpMLineIndex: 0 };
+
 export class PeerLink extends EventTarget {
   /**
    * @param {{polite: boolean, config?: RTCConfiguration, send: SendSignal}} options
@@ -30,7 +33,13 @@ export class PeerLink extends EventTarget {
 
     this.pc.onnegotiationneeded = () => void this.negotiate();
     this.pc.onicecandidate = ({ candidate }) => {
-      if (!candidate) return;
+      if (!candidate) {
+        // Gathering finished: say so, so that a peer that is not a browser (aiortc)
+        // can give up on a failed path without waiting out its own timers.
+        void this.signal("candidate", { candidate: END_OF_CANDIDATES });
+        return;
+      }
+      if (!candidate.candidate) return; // Chromium's own empty marker: sent above
       this.localCandidates += 1;
       void this.signal("candidate", { candidate: candidate.toJSON() });
     };
@@ -116,7 +125,8 @@ export class PeerLink extends EventTarget {
   /** @param {RTCIceCandidateInit} candidate */
   async addCandidate(candidate) {
     try {
-      await this.pc.addIceCandidate(candidate);
+      // An empty candidate is the other side's end-of-candidates.
+      await this.pc.addIceCandidate(candidate.candidate ? candidate : undefined);
     } catch (error) {
       if (!this.ignoreOffer) throw error; // candidates of an offer we ignored may fail
     }
