@@ -236,9 +236,17 @@ async def watch(args: argparse.Namespace) -> int:
                     return
                 await asyncio.sleep(0.5)
 
+        async def first_picture() -> None:
+            await sink.first_picture.wait()
+            setup = await viewer.report_first_picture()
+            if not args.quiet:
+                status.say(f"First picture after {setup:.2f} s ({viewer.path} connection).")
+
         ticker = asyncio.create_task(show_progress())
+        reporter = asyncio.create_task(first_picture())
         interrupted = await _until_interrupted(viewer.finished, ticker)
         ticker.cancel()
+        reporter.cancel()
         final = viewer.status
         if not final.final:
             await viewer.leave()

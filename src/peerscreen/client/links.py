@@ -55,7 +55,7 @@ def parse_room(text: str, server: str | None = None) -> RoomAddress:
     candidate = text if "://" in text else "http://" + text
     parts = urlsplit(candidate)
     path = parts.path.rstrip("/")
-    if parts.hostname and "/r/" in path + "/":
+    if parts.scheme in ("http", "https") and parts.hostname and "/r/" in path + "/":
         code = normalize_room_id(path.rsplit("/r/", 1)[-1])
         if code is not None:
             base = server_url(server) if server else f"{parts.scheme}://{parts.netloc}"

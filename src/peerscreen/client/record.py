@@ -69,6 +69,7 @@ class Sink:
 
     def __init__(self) -> None:
         self.progress = Progress(time.monotonic())
+        self.first_picture = asyncio.Event()
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._recent: list[tuple[float, int, int]] = []  # (time, frames, bytes)
 
@@ -90,6 +91,7 @@ class Sink:
                 progress = self.progress
                 if progress.first_frame_after is None:
                     progress.first_frame_after = now - progress.started
+                    self.first_picture.set()
                 progress.frames += 1
                 progress.width, progress.height = frame.width, frame.height
                 self.video(frame, now)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
@@ -50,6 +50,22 @@ def candidate_to_json(candidate: RTCIceCandidate) -> dict[str, Any]:
         "sdpMid": candidate.sdpMid,
         "sdpMLineIndex": candidate.sdpMLineIndex,
     }
+
+
+def connection_path(pc: RTCPeerConnection) -> str:
+    """``relay`` when the media goes through TURN, ``direct`` when not, ``unknown``
+    before a path is chosen.
+
+    aiortc has no getStats entry for the selected candidate pair: this reads aioice's
+    nominated pair, and says ``unknown`` should that ever move.
+    """
+    for transceiver in pc.getTransceivers():
+        ice = transceiver.receiver.transport.transport
+        nominated = getattr(getattr(ice, "_connection", None), "_nominated", None)
+        for pair in (nominated or {}).values():
+            local, remote = pair.local_candidate, pair.remote_candidate
+            return "relay" if "relay" in (local.type, remote.type) else "direct"
+    return "unknown"
 
 
 END_OF_CANDIDATES: dict[str, Any] = {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0}

@@ -15,7 +15,7 @@ from aiortc import MediaStreamTrack
 from .api import ApiError, Credentials, ServerApi
 from .links import RoomAddress
 from .peer import PeerLink, fingerprint
-from .rtc import rtc_configuration
+from .rtc import connection_path, rtc_configuration
 from .signaling import CloseInfo, SignalingSocket
 
 log = logging.getLogger("peerscreen.client")
@@ -216,6 +216,20 @@ class Viewer:
             on_state=on_state,
         )
         return link
+
+    @property
+    def path(self) -> str:
+        """How the media comes: ``direct``, ``relay`` (through TURN) or ``unknown``."""
+        return connection_path(self.link.pc) if self.link is not None else "unknown"
+
+    async def report_first_picture(self) -> float:
+        """Tell the server how long joining took and by which path (its /metrics shows
+        it), as the page does; the seconds since joining."""
+        setup = time.monotonic() - self.joined_at
+        if self.credentials is not None and self.path != "unknown":
+            with contextlib.suppress(ApiError):
+                await self.api.report(self.credentials, setup * 1000, self.path)
+        return setup
 
     async def leave(self) -> None:
         """Leave the room: the host hears ``viewer-left``."""
