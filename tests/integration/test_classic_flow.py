@@ -173,3 +173,89 @@ async def test_a_polling_client_learns_at_once_that_the_room_ended(
             response = await http.get(path, params={"roomId": room_id, "wait": 3}, headers=auth)
             assert response.status_code == 410, (path, response.text)
             assert response.json()["error"]["code"] == "room_ended"
+
+
+async def test_what_the_protocol_page_says_about_classic_calls(
+    memory_server: ServerProcess,
+) -> None:
+    """The claims of docs/protocol.md's classic section, one by one."""
+    async with httpx.AsyncClient(base_url=memory_server.base_url, timeout=40) as http:
+        room = await create_room(http)
+        room_id = room["roomId"]
+        host_auth = {"Authorization": f"Bearer {room['hostToken']}"}
+
+        # Every call needs the token but the diagnostics, which list viewers to the host.
+        for path in ("/api/offer", "/api/answer", "/api/candidate"):
+            response = await http.get(path, params={"roomId": room_id})
+            assert response.status_code == 401, (path, response.text)
+        response = await http.get("/api/diagnostics", params={"roomId": room_id})
+        assert (response.status_code, response.json()["viewers"]) == (200, None)
+
+        # A room offer has no mailbox number; candidates beside it are numbered 1, 2.
+        posted = await http.post(
+            "/api/offer", headers=host_auth, json={"roomId": room_id, "desc": offer_sdp("r")}
+        )
+        assert (posted.status_code, posted.json()) == (200, {"ok": True, "seq": None})
+        for n in (1, 2):
+            posted = await http.post(
+                "/api/candidate",
+                headers=host_auth,
+                json={"roomId": room_id, "candidate": candidate(n)},
+            )
+            assert (posted.status_code, posted.json()["seq"]) == (200, n)
+
+        # Unknown top-level fields are refused, naming the field.
+        refused = await http.post(
+            "/api/answer",
+            headers=host_auth,
+            json={"roomId": room_id, "desc": answer_sdp("x"), "sdp": "v=0"},
+        )
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "validation_error"
+        assert "sdp" in refused.json()["error"]["message"]
+
+        joined = await join_room(http, room_id)
+        viewer_auth = {"Authorization": f"Bearer {joined['viewerToken']}"}
+        # The token decides; a role or viewer id that is not the caller's is refused.
+        wrong_role = await http.get(
+            "/api/offer", params={"roomId": room_id, "role": "host"}, headers=viewer_auth
+        )
+        assert wrong_role.status_code == 403
+        assert wrong_role.json()["error"]["message"] == (
+            "This token belongs to a viewer, not a host."
+        )
+        posing = await http.post(
+            "/api/candidate",
+            headers=viewer_auth,
+            json={"roomId": room_id, "viewerId": "v2222222222", "candidate": candidate(9)},
+        )
+        assert posing.status_code == 403
+        assert posing.json()["error"]["message"] == "A viewer may act only as itself."
+
+        taken = await http.get("/api/offer", params={"roomId": room_id}, headers=viewer_auth)
+        assert taken.json() == {"desc": offer_sdp("r")}
+        # After the offer is taken, candidates without viewerId are the taker's, numbered
+        # in its mailbox (its first message was the audience count).
+        posted = await http.post(
+            "/api/candidate", headers=host_auth, json={"roomId": room_id, "candidate": candidate(3)}
+        )
+        assert posted.json()["seq"] == 2
+        got = await http.get("/api/candidate", params={"roomId": room_id}, headers=viewer_auth)
+        assert got.json()["candidates"] == [candidate(1), candidate(2), candidate(3)]
+
+        # GET /api/answer: desc is the oldest answer; answers lists them all.
+        second = await join_room(http, room_id)
+        for who, tag in ((joined, "first"), (second, "second")):
+            await http.post(
+                "/api/answer",
+                headers={"Authorization": f"Bearer {who['viewerToken']}"},
+                json={"roomId": room_id, "desc": answer_sdp(tag)},
+            )
+        answers = (
+            await http.get("/api/answer", params={"roomId": room_id}, headers=host_auth)
+        ).json()
+        assert (answers["desc"], answers["viewerId"]) == (answer_sdp("first"), joined["viewerId"])
+        assert [a["viewerId"] for a in answers["answers"]] == [
+            joined["viewerId"],
+            second["viewerId"],
+        ]
