@@ -10,17 +10,20 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-from pydantic import SecretStr, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .client.commands import add_commands as add_client_commands
-from .config import Settings
-from .logs import configure as configure_logging
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+CLIENT_COMMANDS = ("watch", "share")
 
 
 def _env_names(name: str) -> str:
+    from .config import Settings
+
     field = Settings.model_fields[name]
     alias = field.validation_alias
     names = [f"PEERSCREEN_{name.upper()}"]
@@ -30,6 +33,10 @@ def _env_names(name: str) -> str:
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    from pydantic import SecretStr
+
+    from .config import Settings
+
     for name, field in Settings.model_fields.items():
         annotation = field.annotation
         kind: Any = str
@@ -59,12 +66,17 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_server: bool = True) -> argparse.ArgumentParser:
+    """The ``peerscreen`` command; ``with_server=False`` leaves ``serve`` out, and with it
+    the server's settings, which the client commands need not load."""
     parser = argparse.ArgumentParser(
         prog="peerscreen", description="Self-hosted peer-to-peer screen sharing."
     )
     parser.add_argument("--version", action="version", version=f"peerscreen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    if not with_server:
+        add_client_commands(commands)
+        return parser
     serve = commands.add_parser(
         "serve",
         help="run the server",
@@ -76,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    from .config import Settings
+
     given = {
         name: getattr(args, name)
         for name in Settings.model_fields
@@ -85,12 +99,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command in ("watch", "share"):
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in CLIENT_COMMANDS:
+        # A third of the client's start-up went to loading the server's settings.
         from .client.commands import run as run_client
 
-        return run_client(args)
+        return run_client(build_parser(with_server=False).parse_args(words))
+    from pydantic import ValidationError
+
+    from .logs import configure as configure_logging
+
+    args = build_parser().parse_args(words)
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:

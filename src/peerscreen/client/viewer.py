@@ -92,10 +92,10 @@ class Viewer:
     async def join(self) -> None:
         """Join and start answering; raises :class:`ApiError` when the server refuses
         (room not found, ended, full, locked, passcode)."""
+        self.joined_at = time.monotonic()
         self.credentials = await self.api.join(self.room.room_id, self.passcode, self.name)
         self.room = self.credentials.room
         self._ice = await self.api.ice_servers(self.credentials)
-        self.joined_at = time.monotonic()
         self._set("connecting", "Waiting for the host...")
         self.socket = SignalingSocket(self.credentials, on_state=self._signaling_state)
         await self.socket.start()
