@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from ..support.commands import LOOPBACK_ICE, ClientCommand, room_link
 from ..support.processes import ServerProcess, stop_process, wait_until
-from .pages import expect_frames_flowing, start_sharing
+from .pages import expect_frames_flowing, start_sharing, track_peer_connections
 
 NewPage = Callable[..., Page]
 
@@ -32,6 +32,23 @@ def decoded_frames(path: Path) -> list[tuple[float, int, int, str]]:
             digest = hashlib.sha256(b"".join(bytes(p) for p in frame.planes)).hexdigest()
             frames.append((float(frame.time or 0.0), frame.width, frame.height, digest))
     return frames
+
+
+FRAMES_SENT = """async () => {
+  let sent = 0;
+  for (const pc of window.peerConnections) {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp" && s.kind === "video") sent += s.framesSent || 0;
+    });
+  }
+  return sent;
+}"""
+
+
+def frames_sent(page: Page) -> int:
+    """Video frames the page has sent, over all its peer connections."""
+    sent: int = page.evaluate(FRAMES_SENT)
+    return sent
 
 
 def test_watch_records_what_a_browser_host_shares(
@@ -201,3 +218,46 @@ def test_the_page_says_when_it_has_no_more_candidates(
         assert kinds[0] == ("offer", False)
         assert kinds[-1] == ("candidate", True)
         assert ("candidate", False) in kinds
+
+
+def test_watch_follows_a_browser_host_through_pause_reload_and_stop(
+    memory_server: ServerProcess, new_page: NewPage, artifacts: Path, tmp_path: Path
+) -> None:
+    """The recording goes on across the host's pause and page reload (a new peer
+    connection, new tracks), and the command ends when the host stops sharing."""
+    base = memory_server.base_url
+    host = new_page()
+    track_peer_connections(host)
+    code = start_sharing(host, base)
+    recording = tmp_path / "followed.mkv"
+    watch = ClientCommand(
+        artifacts / "logs", "watch", code, "--server", base, "--record", str(recording),
+        *LOOPBACK_ICE,
+    ).start()  # fmt: skip
+    try:
+        watch.wait_for("First picture after")
+        wait_until(lambda: frames_sent(host) >= 20, 20, "a second of pictures sent")
+        host.get_by_role("button", name="Pause").click()
+        watch.wait_for("The host paused sharing.")
+        host.get_by_role("button", name="Resume").click()
+        watch.wait_for(r"paused sharing\.\n(.|\n)*Connected\.")
+
+        host.reload()
+        watch.wait_for("The host's page went away")
+        host.get_by_role("button", name="Resume sharing").click()
+        expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
+        # Pictures from the host's new connection come in.
+        watch.wait_for(r"went away(.|\n)*Picture again after .* \(the host's new connection\)")
+        wait_until(lambda: frames_sent(host) >= 20, 20, "a second of pictures sent again")
+        host.get_by_role("button", name="Stop sharing").click()
+        assert watch.wait(30) == 0, watch.output()
+    finally:
+        watch.stop()
+    assert "The host ended the room." in watch.output()
+    frames = decoded_frames(recording)
+    times = [t for t, _, _, _ in frames]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    reload_gap = max(gaps)
+    after_reload = len(times) - 1 - gaps.index(reload_gap)
+    assert reload_gap >= 0.3, "no gap where the host reloaded"
+    assert after_reload >= 5, f"only {after_reload} frames after the reload"

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -391,3 +392,49 @@ def test_links_and_codes_people_paste() -> None:
     ):
         with pytest.raises(ValueError, match="Not a room link or code"):
             parse_room(bad)
+
+
+def make_clip(path: Path, seconds: float) -> None:
+    """A short video file with sound: FFmpeg's test pattern and a tone."""
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("libx264", rate=15)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        with av.open(f"testsrc2=size=320x240:rate=15:duration={seconds}", format="lavfi") as src:
+            for picture in src.decode(video=0):
+                picture.pts = None
+                out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+        tone = f"sine=frequency=440:sample_rate=48000:duration={seconds}"
+        with av.open(tone, format="lavfi") as src:
+            for sound in src.decode(audio=0):
+                sound.pts = None
+                out.mux(audio.encode(sound))
+        out.mux(audio.encode(None))
+
+
+async def test_share_a_video_file_ends_the_room_when_it_has_played(
+    memory_server: ServerProcess, artifacts: Path, tmp_path: Path
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, 4)
+    share = ClientCommand(
+        artifacts / "logs",
+        "share", "--server", memory_server.base_url, "--file", str(clip), "--no-qr",
+        *LOOPBACK_ICE,
+    ).start()  # fmt: skip
+    try:
+        link = await asyncio.to_thread(room_link, share)
+        assert "Sharing clip.mp4" in share.output()
+        recording = tmp_path / "watched.webm"
+        watch = watch_command(artifacts, link, "--record", str(recording))
+        assert await wait_for_exit(watch) == 0, watch.output()
+        assert await wait_for_exit(share) == 0, share.output()
+    finally:
+        share.stop()
+    assert "The host ended the room." in watch.output()
+    assert "Ended the room (the source ended); viewers were told." in share.output()
+    with av.open(str(recording)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+        pictures = [f for f in container.decode(video=0)]
+    assert len(pictures) >= 15 and pictures[0].width == 320

@@ -200,6 +200,13 @@ async def watch(args: argparse.Namespace) -> int:
         if not args.quiet or state.final:
             status.say(state.message)
 
+    def on_picture_back(gap: float, new_connection: bool) -> None:
+        if not args.quiet:
+            source = " (the host's new connection)" if new_connection else ""
+            status.say(f"Picture again after {gap:.1f} s without{source}.")
+
+    sink.on_picture_back = on_picture_back
+
     async with ServerApi(room.server) as api:
         viewer = Viewer(
             api,

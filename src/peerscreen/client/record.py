@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +29,8 @@ from av.video.frame import VideoFrame
 log = logging.getLogger("peerscreen.client")
 
 MILLISECONDS = Fraction(1, 1000)
+PICTURE_GAP_S = 1.0
+"""A pause in pictures longer than this is news (a paused host, a reconnect)."""
 CONTAINERS = {".webm": "webm", ".mkv": "matroska", ".mp4": "mp4", ".mov": "mov"}
 
 
@@ -70,6 +72,11 @@ class Sink:
     def __init__(self) -> None:
         self.progress = Progress(time.monotonic())
         self.first_picture = asyncio.Event()
+        self.on_picture_back: Callable[[float, bool], None] | None = None
+        """Hears (seconds without, from a new connection) when pictures come again after
+        a gap, or for the first time from a track that replaced another."""
+        self._last_picture = 0.0
+        self._new_source = False
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._recent: list[tuple[float, int, int]] = []  # (time, frames, bytes)
 
@@ -78,6 +85,7 @@ class Sink:
         old = self._readers.pop(track.kind, None)
         if old is not None:
             old.cancel()
+            self._new_source = self._new_source or track.kind == "video"
         self._readers[track.kind] = asyncio.create_task(self._read(track))
 
     async def _read(self, track: MediaStreamTrack) -> None:
@@ -93,6 +101,11 @@ class Sink:
                     progress.first_frame_after = now - progress.started
                     self.first_picture.set()
                 progress.frames += 1
+                gap = now - self._last_picture if self._last_picture else 0.0
+                if (gap > PICTURE_GAP_S or self._new_source) and self.on_picture_back:
+                    self.on_picture_back(gap, self._new_source)
+                self._new_source = False
+                self._last_picture = now
                 progress.width, progress.height = frame.width, frame.height
                 self.video(frame, now)
             elif isinstance(frame, AudioFrame):
