@@ -261,3 +261,56 @@ def test_watch_follows_a_browser_host_through_pause_reload_and_stop(
     after_reload = len(times) - 1 - gaps.index(reload_gap)
     assert reload_gap >= 0.3, "no gap where the host reloaded"
     assert after_reload >= 5, f"only {after_reload} frames after the reload"
+
+
+def test_share_one_window_under_xvfb_reaches_a_browser_viewer(
+    memory_server: ServerProcess, new_page: NewPage, artifacts: Path, x_display: str
+) -> None:
+    """--window captures that window alone, at its size, not the screen."""
+    xev = shutil.which("xev")
+    if xev is None:
+        pytest.fail("xev is missing: scripts/test installs it (Debian package x11-utils)")
+    opened = subprocess.Popen(
+        [xev, "-display", x_display, "-geometry", "320x200+40+30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    share: ClientCommand | None = None
+    try:
+        assert opened.stdout is not None
+        first = opened.stdout.readline()  # "Outer window is 0x200001, inner window is ..."
+        window_id = first.split("Outer window is ")[1].split(",")[0]
+        share = ClientCommand(
+            artifacts / "logs",
+            "share", "--server", memory_server.base_url, "--window", window_id,
+            "--fps", "10", "--no-qr", *LOOPBACK_ICE,
+            env={"DISPLAY": x_display},
+        ).start()  # fmt: skip
+        link = room_link(share)
+        assert f"window {window_id}" in share.output()
+        viewer = new_page()
+        viewer.goto(link)
+        expect_frames_flowing(viewer, frames=5)
+        assert viewer.evaluate(
+            "() => { const v = document.getElementById('remote-video');"
+            " return [v.videoWidth, v.videoHeight]; }"
+        ) == [320, 200]
+        share.interrupt()
+        assert share.wait(30) == 0, share.output()
+    finally:
+        if share is not None:
+            share.stop()
+        stop_process(opened)  # type: ignore[arg-type]
+
+
+def test_share_refuses_a_window_id_that_is_not_one(
+    artifacts: Path, memory_server: ServerProcess, x_display: str
+) -> None:
+    share = ClientCommand(
+        artifacts / "logs",
+        "share", "--server", memory_server.base_url, "--window", "the terminal",
+        env={"DISPLAY": x_display},
+    ).start()  # fmt: skip
+    assert share.wait(30) == 1
+    assert "Not a window id: 'the terminal'" in share.output()
