@@ -438,3 +438,37 @@ async def test_share_a_video_file_ends_the_room_when_it_has_played(
         assert [s.type for s in container.streams] == ["video", "audio"]
         pictures = [f for f in container.decode(video=0)]
     assert len(pictures) >= 15 and pictures[0].width == 320
+
+
+async def test_watch_saves_what_it_has_on_ctrl_c(
+    shared_room: Host, artifacts: Path, tmp_path: Path
+) -> None:
+    recording = tmp_path / "until-stopped.webm"
+    watch = watch_command(artifacts, shared_room.url, "--record", str(recording))
+    await asyncio.to_thread(watch.wait_for, "First picture after")
+    await until(lambda: recording.stat().st_size > 20_000, "a few pictures in the file")
+    watch.interrupt()
+    assert await wait_for_exit(watch) == 0, watch.output()
+    with av.open(str(recording)) as container:
+        assert len(list(container.decode(video=0))) >= 5
+    # It left: the host no longer counts it.
+    await until(lambda: not shared_room.viewers, "the viewer gone from the host's list")
+
+
+async def test_watch_says_what_is_wrong_before_joining(
+    shared_room: Host, artifacts: Path, tmp_path: Path
+) -> None:
+    cases = [
+        (("--record", str(tmp_path / "no" / "such" / "folder.webm")), 2, "No such file"),
+        (("--record", str(tmp_path / "talk.avi")), 2, "use a .webm, .mkv, .mp4 or .mov file"),
+        (("--record", "a.webm", "--frames", str(tmp_path)), 2, "not both"),
+    ]
+    for extra, status, text in cases:
+        command = watch_command(artifacts, shared_room.url, *extra)
+        assert await wait_for_exit(command) == status, command.output()
+        assert text in command.output()
+    assert not shared_room.viewers, "a refused command joined anyway"
+    # A server that does not answer.
+    unreachable = watch_command(artifacts, "http://127.0.0.1:9/r/k7dm-x9paq-3hrt")
+    assert await wait_for_exit(unreachable) == 1, unreachable.output()
+    assert "Could not reach the server at http://127.0.0.1:9" in unreachable.output()

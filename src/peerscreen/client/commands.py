@@ -206,6 +206,13 @@ async def watch(args: argparse.Namespace) -> int:
             status.say(f"Picture again after {gap:.1f} s without{source}.")
 
     sink.on_picture_back = on_picture_back
+    broken: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+
+    def on_error(exc: Exception) -> None:
+        if not broken.done():
+            broken.set_result(exc)
+
+    sink.on_error = on_error
 
     async with ServerApi(room.server) as api:
         viewer = Viewer(
@@ -223,7 +230,8 @@ async def watch(args: argparse.Namespace) -> int:
         try:
             await viewer.join()
         except ApiError as exc:
-            print(f"peerscreen watch: {exc.message}", file=sys.stderr)
+            hint = " Give it with --passcode." if exc.code.startswith("passcode_") else ""
+            print(f"peerscreen watch: {exc.message}{hint}", file=sys.stderr)
             return _refusal(exc)
         except Exception as exc:
             print(f"peerscreen watch: could not connect to the room: {exc}", file=sys.stderr)
@@ -251,7 +259,7 @@ async def watch(args: argparse.Namespace) -> int:
 
         ticker = asyncio.create_task(show_progress())
         reporter = asyncio.create_task(first_picture())
-        interrupted = await _until_interrupted(viewer.finished, ticker)
+        interrupted = await _until_interrupted(viewer.finished, ticker, broken)
         ticker.cancel()
         reporter.cancel()
         final = viewer.status
@@ -260,6 +268,9 @@ async def watch(args: argparse.Namespace) -> int:
         await sink.close()
         status.done()
         _summary(sink, args)
+        if broken.done():
+            print(f"peerscreen watch: could not save: {broken.result()}", file=sys.stderr)
+            return FAILED
         if interrupted or not final.final:
             return FINISHED
         if final.state == "removed":

@@ -75,7 +75,13 @@ class Host:
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # One viewer's failed offer (the socket closed under it) must not go unseen.
+            log.warning("could not connect a viewer: %s", task.exception())
 
     @property
     def url(self) -> str:

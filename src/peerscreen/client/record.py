@@ -77,6 +77,8 @@ class Sink:
         a gap, or for the first time from a track that replaced another."""
         self._last_picture = 0.0
         self._new_source = False
+        self.error: Exception | None = None
+        self.on_error: Callable[[Exception], None] | None = None
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._recent: list[tuple[float, int, int]] = []  # (time, frames, bytes)
 
@@ -89,6 +91,15 @@ class Sink:
         self._readers[track.kind] = asyncio.create_task(self._read(track))
 
     async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            await self._take_frames(track)
+        except Exception as exc:  # a full disk, an encoder error: the command must hear
+            log.error("could not keep the %s: %s", track.kind, exc)
+            self.error = exc
+            if self.on_error is not None:
+                self.on_error(exc)
+
+    async def _take_frames(self, track: MediaStreamTrack) -> None:
         while True:
             try:
                 frame = await track.recv()
@@ -154,6 +165,9 @@ class Recording(Sink):
                 f"Cannot record to {self.path.name}: use a .webm, .mkv, .mp4 or .mov file."
             )
         self.format = container_format
+        # Find out now, not at the first picture, that the file cannot be written.
+        with self.path.open("wb"):
+            pass
         self._container: av.container.OutputContainer | None = None
         self._video: av.VideoStream | None = None
         self._audio: av.AudioStream | None = None
