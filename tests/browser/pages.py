@@ -77,3 +77,11 @@ def host_video_sender(page: Page) -> dict[str, object]:
     }}"""
     )
     return result
+
+
+def say(page: Page, text: str, name: str | None = None) -> None:
+    """Write in the room's chat, under ``name`` when given."""
+    if name is not None:
+        page.get_by_placeholder("Your name").fill(name)
+    page.get_by_placeholder("Write a message").fill(text)
+    page.get_by_role("button", name="Send").click()

@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from ..support.commands import LOOPBACK_ICE, ClientCommand, room_link
 from ..support.processes import ServerProcess, stop_process, wait_until
-from .pages import expect_frames_flowing, start_sharing, track_peer_connections
+from .pages import expect_frames_flowing, say, start_sharing, track_peer_connections
 
 NewPage = Callable[..., Page]
 
@@ -124,6 +124,9 @@ def test_share_test_pattern_to_two_browser_viewers_then_ctrl_c_ends_the_room(
             assert viewer.evaluate("document.getElementById('remote-video').videoWidth") == 640
         viewers[0].screenshot(path=str(screenshots / "viewer-of-python-share.png"))
         share.wait_for(r"connected.*\n(.|\n)*connected")
+        # A viewer's chat reaches the terminal host, with the name left blank.
+        say(viewers[0], "Can you zoom in?")
+        share.wait_for(r"\[chat\] Viewer \w{4}: Can you zoom in\?")
 
         share.interrupt()
         assert share.wait(30) == 0, share.output()

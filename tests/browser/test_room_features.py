@@ -11,17 +11,10 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from ..support.processes import ServerProcess
-from .pages import expect_frames_flowing, start_sharing, watch
+from .pages import expect_frames_flowing, say, start_sharing, watch
 
 NewPage = Callable[..., Page]
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def say(page: Page, text: str, name: str | None = None) -> None:
-    if name is not None:
-        page.get_by_placeholder("Your name").fill(name)
-    page.get_by_placeholder("Write a message").fill(text)
-    page.get_by_role("button", name="Send").click()
 
 
 def test_chat_between_host_and_viewers_with_history_and_no_markup(

@@ -246,6 +246,10 @@ async def test_watch_follows_the_room_to_its_end_and_exits_0(
     )
     await asyncio.to_thread(watch.wait_for, "Connected.")
     await until(lambda: len(list(frames.glob("*.png"))) >= 3, "three pictures saved")
+    # Chat shows in the terminal, and nothing in it can drive the terminal.
+    await shared_room.chat("\x1b[2JStarting now", name="Speaker")
+    await asyncio.to_thread(watch.wait_for, r"\[chat\] Speaker: \[2JStarting now")
+    assert "\x1b" not in watch.output()
     await shared_room.end()
     assert await wait_for_exit(watch) == 0, watch.output()
     assert "The host ended the room." in watch.output()

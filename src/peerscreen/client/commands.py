@@ -166,6 +166,12 @@ async def _until_interrupted(*waits: asyncio.Future[Any]) -> bool:
     return stop.done()
 
 
+def chat_line(message: dict[str, Any]) -> str:
+    """A chat message for the terminal. The server has already removed control
+    characters from text and names, so nothing in it can steer the terminal."""
+    return f"[chat] {message.get('name', '?')}: {message.get('text', '')}"
+
+
 def _refusal(error: ApiError) -> int:
     return REFUSED if error.code in REFUSALS else FAILED
 
@@ -218,6 +224,7 @@ async def watch(args: argparse.Namespace) -> int:
         viewer = Viewer(
             api,
             room,
+            on_chat=lambda message: status.say(chat_line(message)),
             passcode=args.passcode,
             name=args.name,
             force_relay=args.relay,
@@ -349,6 +356,7 @@ async def share(args: argparse.Namespace) -> int:
         host = Host(
             api,
             source.tracks,
+            on_chat=lambda message: status.say(chat_line(message)),
             auth_secret=args.auth_secret,
             passcode=args.passcode,
             force_relay=args.relay,

@@ -55,6 +55,7 @@ class Host:
         passcode: str | None = None,
         force_relay: bool = False,
         on_viewers: Callable[[list[ViewerLink]], None] | None = None,
+        on_chat: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.api = api
         self.relay = MediaRelay()
@@ -63,6 +64,7 @@ class Host:
         self.passcode = passcode
         self.force_relay = force_relay
         self.on_viewers = on_viewers
+        self.on_chat = on_chat
         self.viewers: dict[str, ViewerLink] = {}
         self.credentials: Credentials | None = None
         self.room: dict[str, Any] = {}
@@ -122,6 +124,8 @@ class Host:
                 await entry.link.handle(message)
         elif kind == "room-ended":
             self._finish(str(message.get("reason", "host-ended")))
+        elif kind == "chat" and self.on_chat is not None:
+            self.on_chat(message)
 
     async def _connect(self, viewer_id: str, name: str) -> None:
         """Offer this viewer a new connection (again, replacing the old, after a failure)."""
@@ -154,6 +158,12 @@ class Host:
             link.pc.addTrack(self.relay.subscribe(track, buffered=False))
         self._tell()
         await link.offer()
+
+    async def chat(self, text: str, name: str | None = None) -> None:
+        """Say something to everyone in the room."""
+        if self.socket is None:
+            raise RuntimeError("start() the host first")
+        await self.socket.send("chat", text=text, **({"name": name} if name else {}))
 
     async def _drop(self, viewer_id: str) -> None:
         entry = self.viewers.pop(viewer_id, None)

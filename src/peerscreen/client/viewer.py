@@ -58,6 +58,7 @@ class Viewer:
         offer_timeout: float = OFFER_TIMEOUT_S,
         on_track: Callable[[MediaStreamTrack], None] | None = None,
         on_status: Callable[[ViewerStatus], None] | None = None,
+        on_chat: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.api = api
         self.room = room
@@ -67,6 +68,7 @@ class Viewer:
         self.offer_timeout = offer_timeout
         self.on_track = on_track
         self.on_status = on_status
+        self.on_chat = on_chat
         self.status = ViewerStatus("checking", "Checking the room...")
         self.credentials: Credentials | None = None
         self.socket: SignalingSocket | None = None
@@ -180,6 +182,8 @@ class Viewer:
             self._set("reconnecting", "The host's page went away. Waiting for it to come back...")
         elif kind == "host-back":
             self._show_connection()
+        elif kind == "chat" and self.on_chat is not None:
+            self.on_chat(message)
         elif kind == "room-ended":
             if message.get("reason") == "host-left":
                 self._set("ended", "The host left: gone longer than the grace period.")
@@ -216,6 +220,12 @@ class Viewer:
             on_state=on_state,
         )
         return link
+
+    async def chat(self, text: str) -> None:
+        """Say something to everyone in the room, under this viewer's name."""
+        if self.socket is None:
+            raise RuntimeError("join() first")
+        await self.socket.send("chat", text=text, **({"name": self.name} if self.name else {}))
 
     @property
     def path(self) -> str:
