@@ -80,6 +80,29 @@ def free_port() -> int:
         return port
 
 
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    """A peerscreen server on loopback with limits no benchmark reaches; returns once it
+    answers."""
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "peerscreen", "serve", "--port", str(port),
+            "--log-level", "warning", "--max-viewers", "200",
+            "--rate-rooms", "100000/hour", "--rate-api", "1000000/hour",
+            "--max-connections-per-client", "100000",
+        ]
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return server
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                server.terminate()
+                raise
+            time.sleep(0.1)
+
+
 def wait_for(page: Page, expression: str, timeout_ms: int = 30_000) -> Any:
     return page.wait_for_function(expression, timeout=timeout_ms).json_value()
 
@@ -166,37 +189,9 @@ def main() -> int:
     if not 1 <= args.joins <= 200:
         parser.error("--joins must be between 1 and 200")
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "peerscreen",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--max-viewers",
-            "200",
-            "--rate-rooms",
-            "100000/hour",
-            "--rate-api",
-            "1000000/hour",
-            "--max-connections-per-client",
-            "100000",
-        ],
-    )
+    server = start_server(port)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
         executable = shutil.which("chromium") or "/usr/bin/chromium"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=ARGS)

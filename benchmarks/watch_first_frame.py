@@ -30,31 +30,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-from join_latency import ARGS, FIRST_FRAME, free_port, summary, wait_for
+from join_latency import ARGS, FIRST_FRAME, free_port, start_server, summary, wait_for
 from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_PICTURE = re.compile(r"First picture after ([0-9.]+) s")
-
-
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "peerscreen", "serve", "--port", str(port),
-            "--log-level", "warning", "--max-viewers", "200",
-            "--rate-rooms", "100000/hour", "--rate-api", "1000000/hour",
-        ]
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return server
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def watch_once(link: str) -> tuple[float, float]:

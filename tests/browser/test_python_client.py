@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..support.commands import LOOPBACK_ICE, ClientCommand, room_link
+from ..support.commands import ClientCommand, room_link, run_share, run_watch
 from ..support.processes import ServerProcess, stop_process, wait_until
 from .pages import expect_frames_flowing, say, start_sharing, track_peer_connections
 
@@ -64,18 +64,10 @@ def test_watch_records_what_a_browser_host_shares(
     )
     recording = tmp_path / "host.webm"
     # A pasted link, as people do: with its scheme, a trailing slash.
-    watch = ClientCommand(
-        artifacts / "logs",
-        "watch",
-        f"{base}/r/{code}/",
-        "--record",
-        str(recording),
-        "--duration",
-        "3",
-        "--name",
-        "Recorder",
-        *LOOPBACK_ICE,
-    ).start()
+    watch = run_watch(
+        artifacts / "logs", f"{base}/r/{code}/", "--record", str(recording),
+        "--duration", "3", "--name", "Recorder",
+    )  # fmt: skip
     try:
         expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
         expect(host.locator("#viewer-list")).to_contain_text("Recorder")
@@ -100,18 +92,10 @@ def test_watch_records_what_a_browser_host_shares(
 def test_share_test_pattern_to_two_browser_viewers_then_ctrl_c_ends_the_room(
     memory_server: ServerProcess, new_page: NewPage, artifacts: Path, screenshots: Path
 ) -> None:
-    share = ClientCommand(
-        artifacts / "logs",
-        "share",
-        "--server",
-        memory_server.base_url,
-        "--test-pattern",
-        "--size",
-        "640x360",
-        "--fps",
-        "15",
-        *LOOPBACK_ICE,
-    ).start()
+    share = run_share(
+        artifacts / "logs", memory_server.base_url, "--test-pattern", "--size", "640x360",
+        "--fps", "15",
+    )  # fmt: skip
     try:
         link = room_link(share)
         # The QR code is printed too, in block characters.
@@ -163,18 +147,10 @@ def test_share_screen_under_xvfb_reaches_a_browser_viewer(
     browser: object,
     x_display: str,
 ) -> None:
-    share = ClientCommand(
-        artifacts / "logs",
-        "share",
-        "--server",
-        memory_server.base_url,
-        "--screen",
-        "--fps",
-        "10",
-        "--no-qr",
-        *LOOPBACK_ICE,
+    share = run_share(
+        artifacts / "logs", memory_server.base_url, "--screen", "--fps", "10", "--no-qr",
         env={"DISPLAY": x_display},
-    ).start()
+    )  # fmt: skip
     try:
         link = room_link(share)
         assert f"screen {x_display}" in share.output()
@@ -233,10 +209,7 @@ def test_watch_follows_a_browser_host_through_pause_reload_and_stop(
     track_peer_connections(host)
     code = start_sharing(host, base)
     recording = tmp_path / "followed.mkv"
-    watch = ClientCommand(
-        artifacts / "logs", "watch", code, "--server", base, "--record", str(recording),
-        *LOOPBACK_ICE,
-    ).start()  # fmt: skip
+    watch = run_watch(artifacts / "logs", code, "--server", base, "--record", str(recording))
     try:
         watch.wait_for("First picture after")
         wait_until(lambda: frames_sent(host) >= 20, 20, "a second of pictures sent")
@@ -284,12 +257,10 @@ def test_share_one_window_under_xvfb_reaches_a_browser_viewer(
         assert opened.stdout is not None
         first = opened.stdout.readline()  # "Outer window is 0x200001, inner window is ..."
         window_id = first.split("Outer window is ")[1].split(",")[0]
-        share = ClientCommand(
-            artifacts / "logs",
-            "share", "--server", memory_server.base_url, "--window", window_id,
-            "--fps", "10", "--no-qr", *LOOPBACK_ICE,
-            env={"DISPLAY": x_display},
-        ).start()  # fmt: skip
+        share = run_share(
+            artifacts / "logs", memory_server.base_url, "--window", window_id,
+            "--fps", "10", "--no-qr", env={"DISPLAY": x_display},
+        )  # fmt: skip
         link = room_link(share)
         assert f"window {window_id}" in share.output()
         viewer = new_page()
@@ -310,10 +281,12 @@ def test_share_one_window_under_xvfb_reaches_a_browser_viewer(
 def test_share_refuses_a_window_id_that_is_not_one(
     artifacts: Path, memory_server: ServerProcess, x_display: str
 ) -> None:
-    share = ClientCommand(
+    share = run_share(
         artifacts / "logs",
-        "share", "--server", memory_server.base_url, "--window", "the terminal",
+        memory_server.base_url,
+        "--window",
+        "the terminal",
         env={"DISPLAY": x_display},
-    ).start()  # fmt: skip
+    )
     assert share.wait(30) == 1
     assert "Not a window id: 'the terminal'" in share.output()

@@ -27,7 +27,7 @@ from peerscreen.client import (
 from peerscreen.client import test_pattern as pattern_source
 
 from ..support.clients import host_room
-from ..support.commands import LOOPBACK_ICE, ClientCommand, room_link
+from ..support.commands import ClientCommand, room_link, run_share, run_watch
 from ..support.processes import ServerProcess, TurnServer
 
 HOST_TIMES_OUT_FAST = {"heartbeat_interval": 0.3, "heartbeat_timeout": 1.0, "grace_period": 1.5}
@@ -214,10 +214,6 @@ async def shared_room(memory_server: ServerProcess) -> AsyncIterator[Host]:
         await host.end()
 
 
-def watch_command(artifacts: Path, link: str, *extra: str) -> ClientCommand:
-    return ClientCommand(artifacts / "logs", "watch", link, *LOOPBACK_ICE, *extra).start()
-
-
 async def wait_for_exit(command: ClientCommand, timeout: float = 60.0) -> int:
     return await asyncio.to_thread(command.wait, timeout)
 
@@ -232,7 +228,7 @@ async def test_watch_says_why_it_cannot_join_with_an_exit_status(
         (f"{base}/r/2222-22222", 2, "Not a room link or code"),
     ]
     for link, status, text in cases:
-        command = watch_command(artifacts, link)
+        command = run_watch(artifacts / "logs", link)
         assert await wait_for_exit(command) == status, command.output()
         assert text in command.output()
 
@@ -241,8 +237,8 @@ async def test_watch_follows_the_room_to_its_end_and_exits_0(
     shared_room: Host, artifacts: Path, tmp_path: Path
 ) -> None:
     frames = tmp_path / "frames"
-    watch = watch_command(
-        artifacts, shared_room.url, "--frames", str(frames), "--frame-interval", "0.2"
+    watch = run_watch(
+        artifacts / "logs", shared_room.url, "--frames", str(frames), "--frame-interval", "0.2"
     )
     await asyncio.to_thread(watch.wait_for, "Connected.")
     await until(lambda: len(list(frames.glob("*.png"))) >= 3, "three pictures saved")
@@ -259,7 +255,7 @@ async def test_watch_follows_the_room_to_its_end_and_exits_0(
 
 
 async def test_watch_exits_4_when_the_host_removes_it(shared_room: Host, artifacts: Path) -> None:
-    watch = watch_command(artifacts, shared_room.url, "--name", "Nosy")
+    watch = run_watch(artifacts / "logs", shared_room.url, "--name", "Nosy")
     await asyncio.to_thread(watch.wait_for, "Connected.")
     viewer = next(iter(shared_room.viewers.values()))
     assert viewer.name == "Nosy"
@@ -278,7 +274,9 @@ async def test_watch_tells_a_host_that_timed_out_from_one_that_ended(
 ) -> None:
     server = start_server(**HOST_TIMES_OUT_FAST)
     host = await host_room(server.base_url)
-    watch = watch_command(artifacts, f"{server.base_url}/r/{host.room_id}", "--offer-timeout", "20")
+    watch = run_watch(
+        artifacts / "logs", f"{server.base_url}/r/{host.room_id}", "--offer-timeout", "20"
+    )
     await asyncio.to_thread(watch.wait_for, "Waiting for the host")
     await host.close()  # gone without ending the room
     assert await wait_for_exit(watch) == 0, watch.output()
@@ -296,31 +294,21 @@ async def test_passcode_and_auth_secret(
     assert await wait_for_exit(refused) == 3, refused.output()
     assert "AUTH_SECRET" in refused.output() or "token" in refused.output().lower()
 
-    share = ClientCommand(
-        logs,
-        "share",
-        "--server",
-        server.base_url,
-        "--test-pattern",
-        "--size",
-        "320x240",
-        "--passcode",
-        "blue heron",
-        "--no-qr",
-        *LOOPBACK_ICE,
-        env={"AUTH_SECRET": "let-me-share"},
-    ).start()
+    share = run_share(
+        logs, server.base_url, "--test-pattern", "--size", "320x240",
+        "--passcode", "blue heron", "--no-qr", env={"AUTH_SECRET": "let-me-share"},
+    )  # fmt: skip
     try:
         link = await asyncio.to_thread(room_link, share)
-        without = watch_command(artifacts, link)
+        without = run_watch(artifacts / "logs", link)
         assert await wait_for_exit(without) == 3, without.output()
         assert "passcode" in without.output()
-        wrong = watch_command(artifacts, link, "--passcode", "red heron")
+        wrong = run_watch(artifacts / "logs", link, "--passcode", "red heron")
         assert await wait_for_exit(wrong) == 3, wrong.output()
         assert "Wrong passcode" in wrong.output()
         recording = tmp_path / "in.mp4"
-        right = watch_command(
-            artifacts,
+        right = run_watch(
+            artifacts / "logs",
             link,
             "--passcode",
             "blue heron",
@@ -344,21 +332,13 @@ async def test_share_and_watch_through_the_turn_relay_only(
     server = start_server(
         turn_urls=turn_server.url, turn_secret=turn_server.secret, relay_only=True
     )
-    share = ClientCommand(
-        artifacts / "logs",
-        "share",
-        "--server",
-        server.base_url,
-        "--test-pattern",
-        "--size",
-        "320x240",
-        "--no-qr",
-        *LOOPBACK_ICE,
-    ).start()
+    share = run_share(
+        artifacts / "logs", server.base_url, "--test-pattern", "--size", "320x240", "--no-qr"
+    )
     try:
         link = await asyncio.to_thread(room_link, share)
         recording = tmp_path / "relayed.webm"
-        watch = watch_command(artifacts, link, "--record", str(recording), "--duration", "1")
+        watch = run_watch(artifacts / "logs", link, "--record", str(recording), "--duration", "1")
         assert await wait_for_exit(watch) == 0, watch.output()
         assert "Saved " in watch.output()
         # Both sides could only offer relay candidates: coturn carried the media, and
@@ -422,16 +402,12 @@ async def test_share_a_video_file_ends_the_room_when_it_has_played(
 ) -> None:
     clip = tmp_path / "clip.mp4"
     make_clip(clip, 4)
-    share = ClientCommand(
-        artifacts / "logs",
-        "share", "--server", memory_server.base_url, "--file", str(clip), "--no-qr",
-        *LOOPBACK_ICE,
-    ).start()  # fmt: skip
+    share = run_share(artifacts / "logs", memory_server.base_url, "--file", str(clip), "--no-qr")
     try:
         link = await asyncio.to_thread(room_link, share)
         assert "Sharing clip.mp4" in share.output()
         recording = tmp_path / "watched.webm"
-        watch = watch_command(artifacts, link, "--record", str(recording))
+        watch = run_watch(artifacts / "logs", link, "--record", str(recording))
         assert await wait_for_exit(watch) == 0, watch.output()
         assert await wait_for_exit(share) == 0, share.output()
     finally:
@@ -448,7 +424,7 @@ async def test_watch_saves_what_it_has_on_ctrl_c(
     shared_room: Host, artifacts: Path, tmp_path: Path
 ) -> None:
     recording = tmp_path / "until-stopped.webm"
-    watch = watch_command(artifacts, shared_room.url, "--record", str(recording))
+    watch = run_watch(artifacts / "logs", shared_room.url, "--record", str(recording))
     await asyncio.to_thread(watch.wait_for, "First picture after")
     await until(lambda: recording.stat().st_size > 20_000, "a few pictures in the file")
     watch.interrupt()
@@ -468,11 +444,11 @@ async def test_watch_says_what_is_wrong_before_joining(
         (("--record", "a.webm", "--frames", str(tmp_path)), 2, "not both"),
     ]
     for extra, status, text in cases:
-        command = watch_command(artifacts, shared_room.url, *extra)
+        command = run_watch(artifacts / "logs", shared_room.url, *extra)
         assert await wait_for_exit(command) == status, command.output()
         assert text in command.output()
     assert not shared_room.viewers, "a refused command joined anyway"
     # A server that does not answer.
-    unreachable = watch_command(artifacts, "http://127.0.0.1:9/r/k7dm-x9paq-3hrt")
+    unreachable = run_watch(artifacts / "logs", "http://127.0.0.1:9/r/k7dm-x9paq-3hrt")
     assert await wait_for_exit(unreachable) == 1, unreachable.output()
     assert "Could not reach the server at http://127.0.0.1:9" in unreachable.output()

@@ -73,3 +73,17 @@ class ClientCommand:
 def room_link(share: ClientCommand, timeout: float = 30.0) -> str:
     """The link ``peerscreen share`` printed."""
     return share.wait_for(r"Room link: (\S+)", timeout).group(1)
+
+
+def run_watch(log_dir: Path, link: str, *args: str) -> ClientCommand:
+    """``peerscreen watch LINK ...`` on loopback, started."""
+    return ClientCommand(log_dir, "watch", link, *LOOPBACK_ICE, *args).start()
+
+
+def run_share(
+    log_dir: Path, server: str, *args: str, env: dict[str, str] | None = None
+) -> ClientCommand:
+    """``peerscreen share --server SERVER ...`` on loopback, started."""
+    return ClientCommand(
+        log_dir, "share", "--server", server, *LOOPBACK_ICE, *args, env=env
+    ).start()
