@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -116,3 +118,22 @@ async def test_a_redis_older_than_7_is_refused_with_the_reason(redis_server: Red
         await server.wait_closed()
     assert await unsupported_redis(redis_server.url) is None  # the real one here is 7
     assert await unsupported_redis("redis://127.0.0.1:1/0") is None  # down: start anyway
+
+
+def test_the_client_commands_without_the_client_extra_say_how_to_get_it() -> None:
+    """With the server's install only (no aiortc), watch and share name the extra."""
+    hide_aiortc = (
+        "import sys; sys.modules['aiortc'] = None; "  # an import of it now fails
+        "from peerscreen.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    )
+    for command in (["watch", "k7dm-x9paq-3hrt"], ["share", "--test-pattern"]):
+        done = subprocess.run(
+            [sys.executable, "-c", hide_aiortc, *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        assert "pip install 'peerscreen[client]'" in done.stderr
+        assert "aiortc" in done.stderr
