@@ -135,6 +135,46 @@ class Settings(BaseSettings):
     relay_only: bool = Field(
         False, description="Force every connection through TURN (iceTransportPolicy relay)."
     )
+    janus: bool = Field(
+        False,
+        description="Start and supervise a local Janus (Debian package janus) for broadcast "
+        "rooms, with a generated API secret, its API on loopback only.",
+    )
+    janus_urls: str = Field(
+        "",
+        description="Janus servers to use for broadcast rooms instead, comma-separated "
+        "(ws://10.0.0.5:8188); each room goes to the least loaded one that answers.",
+    )
+    janus_api_secret: SecretStr | None = Field(
+        None, description="The api_secret of the --janus-urls servers, if they have one."
+    )
+    janus_admin_key: SecretStr | None = Field(
+        None,
+        description="The VideoRoom plugin's admin_key on the --janus-urls servers, if set.",
+    )
+    janus_ice_addresses: str = Field(
+        "",
+        description="Addresses the local Janus (--janus) offers candidates on, "
+        "comma-separated; unset: every non-loopback interface.",
+    )
+    janus_rtp_ports: str = Field(
+        "40000-40999",
+        pattern=r"^\d{1,5}-\d{1,5}$",
+        description="UDP port range of the local Janus (--janus).",
+    )
+    mesh_max: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="Viewers a room serves straight from the host's browser; one more moves "
+        "the room to broadcast through Janus (with --janus or --janus-urls).",
+    )
+    max_viewers_broadcast: int = Field(
+        300,
+        ge=1,
+        le=100_000,
+        description="Viewers a broadcast room takes (--max-viewers stays the cap of mesh rooms).",
+    )
     rate_rooms: str = Field("50/hour", description="Rooms one client address may create.")
     rate_api: str = Field("2000/hour", description="API calls one client address may make.")
     rate_chat: str = Field(

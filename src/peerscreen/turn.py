@@ -7,13 +7,10 @@ restarts coturn if it dies.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -21,6 +18,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from .children import die_with_parent
 from .config import Settings
 
 logger = logging.getLogger("peerscreen.turn")
@@ -45,22 +43,6 @@ PRIVATE_PEER_RANGES = (
 
 class TurnNotInstalled(RuntimeError):
     pass
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to end coturn when the server goes.
-
-    uvicorn ends the process by re-raising the signal it caught, which skips ``finally``
-    blocks; without this, every stop would leave a coturn behind.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass  # not Linux: stop() in the server's finally is all there is
 
 
 class LocalTurn:
@@ -143,7 +125,7 @@ class LocalTurn:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=str(Path.cwd()),
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     def _supervise(self) -> None:

@@ -1,0 +1,133 @@
+"""``peerscreen serve --janus``: a local Janus, started and kept running beside the server,
+as ``--turn`` does for coturn.
+
+The server writes Janus a configuration folder of its own (``janus_config``) with a
+generated API secret and admin key, its API and admin API on loopback only, and
+restarts it if it dies. Everything Janus held (sessions, rooms) dies with it: the
+broadcast code notices the closed API socket and rebuilds.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from ..children import die_with_parent
+from .janus_config import JanusConfig
+
+logger = logging.getLogger("peerscreen.janus")
+
+
+class JanusNotInstalled(RuntimeError):
+    pass
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LocalJanus:
+    """A supervised ``janus`` process."""
+
+    def __init__(
+        self,
+        rtp_ports: tuple[int, int] = (40000, 40999),
+        ice_addresses: tuple[str, ...] = (),
+        stun_server: str | None = None,
+    ) -> None:
+        binary = shutil.which("janus")
+        if binary is None:
+            raise JanusNotInstalled(
+                "--janus needs the Janus media server, which is not installed "
+                "(Debian/Ubuntu: apt install janus)."
+            )
+        self.binary = binary
+        self.config = JanusConfig(
+            api_port=free_loopback_port(),
+            admin_port=free_loopback_port(),
+            api_secret=secrets.token_urlsafe(24),
+            admin_secret=secrets.token_urlsafe(24),
+            rtp_ports=rtp_ports,
+            ice_addresses=ice_addresses,
+            stun_server=stun_server,
+        )
+        self.folder = Path(tempfile.mkdtemp(prefix="peerscreen-janus-"))
+        self.config_file = self.config.write(self.folder)
+        self.log_file = self.folder / "janus.log"
+        self.restarts = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The API's WebSocket address."""
+        return f"ws://127.0.0.1:{self.config.api_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "-C", str(self.config_file),
+            "-F", str(self.folder),
+            "-L", str(self.log_file),
+            "-N",  # the log file, not the server's stdout
+            "-o",  # no colours in it
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        self._spawn()
+        self._supervisor = threading.Thread(target=self._supervise, name="janus", daemon=True)
+        self._supervisor.start()
+        logger.info("janus API on %s (RTP ports %d-%d)", self.url, *self.config.rtp_ports)
+
+    def _spawn(self) -> None:
+        self._process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+
+    def _supervise(self) -> None:
+        delay = 0.2
+        while not self._stopping.is_set():
+            process = self._process
+            if process is None:
+                return
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            logger.warning("janus exited with %s; restarting in %.1f s", code, delay)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
+            self.restarts += 1
+            self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+        shutil.rmtree(self.folder, ignore_errors=True)
