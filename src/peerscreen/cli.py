@@ -141,6 +141,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         turn.start()
         settings = turn.settings_for(settings)
         print(f"peerscreen: relay (coturn) on port {turn.port}", flush=True)
+    janus = None
+    if settings.janus:
+        from .media.local_janus import JanusNotInstalled, LocalJanus
+
+        try:
+            janus = LocalJanus.for_settings(settings)
+        except JanusNotInstalled as exc:
+            if turn is not None:
+                turn.stop()
+            print(f"peerscreen: {exc}", file=sys.stderr)
+            return 2
+        janus.start()
+        settings = janus.settings_for(settings)
+        print(f"peerscreen: media server (Janus) API on {janus.url}", flush=True)
     print(
         f"peerscreen {__version__}: {settings.scheme}://{settings.host}:{settings.port}/ "
         f"({settings.store_kind} store)",
@@ -151,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if turn is not None:
             turn.stop()
+        if janus is not None:
+            janus.stop()
     return 0
 
 

@@ -18,7 +18,8 @@ escaped in JSON, plus framing. Each open connection may buffer this much."""
 
 RoomIdText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ViewerIdText = Annotated[str, StringConstraints(pattern=r"^v[a-z0-9]{10}$")]
-ParticipantIdText = Annotated[str, StringConstraints(pattern=r"^(host|v[a-z0-9]{10})$")]
+ParticipantIdText = Annotated[str, StringConstraints(pattern=r"^(host|sfu|v[a-z0-9]{10})$")]
+"""A participant, or ``sfu``: the room's media server, in a broadcast room."""
 ClientMessageId = Annotated[str, StringConstraints(max_length=64)] | int
 
 
@@ -165,8 +166,19 @@ class LeaveMessage(TypedDict):
     id: NotRequired[ClientMessageId | None]
 
 
+class BroadcastMessage(TypedDict):
+    """A viewer in a broadcast room: ``subscribe`` asks the media server for an offer;
+    ``switched`` says its broadcast stream renders, so the host may close their mesh
+    connection."""
+
+    __pydantic_config__ = _FORBID_EXTRA  # type: ignore[misc]
+
+    type: Literal["subscribe", "switched"]
+    id: NotRequired[ClientMessageId | None]
+
+
 ClientMessage = Annotated[
-    WsSignal | WsChat | AckMessage | PingMessage | LeaveMessage | HelloMessage,
+    WsSignal | WsChat | AckMessage | PingMessage | LeaveMessage | HelloMessage | BroadcastMessage,
     Field(discriminator="type"),
 ]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -272,6 +284,11 @@ class RoomInfo(BaseModel):
     locked: bool = False
     paused: bool = False
     passcodeRequired: bool = False
+    path: Literal["mesh", "broadcast"] = Field(
+        "mesh",
+        description="mesh: viewers receive from the host's browser; broadcast: from the "
+        "room's media server.",
+    )
     expiresAt: float
     viewers: list[ViewerInfo] | None = Field(
         None, description="Each viewer's presence; only with the host's token."

@@ -49,6 +49,8 @@ class Event(StrEnum):
     AUDIENCE = "audience"  # to viewers: how many watch now
     HOST_PAUSED = "host-paused"  # the host stopped sending its picture for now
     HOST_RESUMED = "host-resumed"
+    BROADCAST = "broadcast"  # the room's media path changes (state: publish, live, mesh)
+    VIEWER_SWITCHED = "viewer-switched"  # to the host: a viewer's broadcast stream renders
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,19 @@ def route(sender: Participant, signal: Signal, to: str | None, to_is_viewer: boo
     if to not in (None, HOST_ID, sender.participant_id):
         raise forbidden("Viewers send signaling messages to the host only.")
     return HOST_ID
+
+
+SFU_ID = "sfu"
+"""The addressee of signals for the room's media server (broadcast rooms)."""
+
+
+def check_sfu_signal(sender: Participant, signal: Signal) -> None:
+    """Who may send what to the media server: the host publishes (its offer, its
+    candidates); a viewer subscribes (its answer to the server's offer, its candidates)."""
+    if sender.is_host and signal is Signal.ANSWER:
+        raise forbidden("The host publishes to the media server with an offer, not an answer.")
+    if not sender.is_host and signal is Signal.OFFER:
+        raise forbidden("The media server makes the viewer's offer; answer it.")
 
 
 def viewer_not_found(viewer_id: str) -> PeerscreenError:

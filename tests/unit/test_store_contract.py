@@ -431,6 +431,19 @@ async def test_locked_rooms_refuse_viewers_and_keep_their_passcode(store: Store)
     assert await store.add_viewer(record.room_id, viewer(1), 5, TTL) is AddViewerResult.ADDED
 
 
+async def test_a_room_moves_to_a_media_node_and_back(store: Store) -> None:
+    record = room()
+    await store.create_room(record, TTL)
+    assert (await store.get_room(record.room_id)).media_node is None  # type: ignore[union-attr]
+    await store.set_media_node(record.room_id, "ws://10.0.0.5:8188")
+    moved = await store.get_room(record.room_id)
+    assert moved is not None and moved.media_node == "ws://10.0.0.5:8188"
+    await store.set_paused(record.room_id, True)  # other fields leave it alone
+    assert (await store.get_room(record.room_id)).media_node == "ws://10.0.0.5:8188"  # type: ignore[union-attr]
+    await store.set_media_node(record.room_id, None)
+    assert (await store.get_room(record.room_id)).media_node is None  # type: ignore[union-attr]
+
+
 async def test_participants_unseen_for_a_while_are_found_in_any_room(store: Store) -> None:
     await store.create_room(room("aaaa-aaaaa-aaaa"), TTL)
     await store.create_room(room("bbbb-bbbbb-bbbb"), TTL)

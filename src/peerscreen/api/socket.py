@@ -41,7 +41,7 @@ from ..protocol import (
     hello_adapter,
 )
 from ..ratelimit import Limit, RateLimits
-from ..rooms import HOST_ID, Event, Participant
+from ..rooms import HOST_ID, SFU_ID, Event, Participant, Signal
 from ..signaling import Signaling, parse_room_id
 from ..signaling.access import ensure_present
 from ..store import Stored
@@ -369,7 +369,23 @@ class Connection:
             # message, holding the mailbox's budget meanwhile; every viewer of a busy
             # server would then ack on the same count at once.
             self.last_active = self.last_heard
-        if kind in SIGNALS:
+        if kind in SIGNALS and cast(WsSignal, message).get("to") == SFU_ID:
+            signal = cast(WsSignal, message)
+            await self.service.broadcasts.signal(
+                self.participant,
+                Signal(kind),
+                signal.get("desc"),
+                signal.get("candidate"),
+            )
+            if signal.get("id") is not None:
+                self.send({"type": "accepted", "id": signal["id"]})
+        elif kind == "subscribe":
+            await self.service.broadcasts.subscribe(self.participant)
+            self._accepted(message)
+        elif kind == "switched":
+            await self.service.broadcasts.switched(self.participant)
+            self._accepted(message)
+        elif kind in SIGNALS:
             signal = cast(WsSignal, message)
             await self.service.mail.send_addressed(
                 self.participant,
@@ -410,6 +426,11 @@ class Connection:
             raise _Closing(CLOSE_NORMAL, "Left the room", finished=True)
         elif kind == "hello":
             raise PeerscreenError(ErrorCode.INVALID_REQUEST, "Already authenticated.")
+
+    def _accepted(self, message: ClientMessage) -> None:
+        message_id = cast(dict[str, Any], message).get("id")
+        if message_id is not None:
+            self.send({"type": "accepted", "id": message_id})
 
     def _send_error(self, text: str, error: PeerscreenError) -> None:
         self.send(
@@ -672,6 +693,11 @@ class Sockets:
         self._slots[connection.heartbeat_slot].pop(connection, None)
         replaced = connection.key in self._open
         logger.info("room %s: %s socket closed", participant.room_id, participant.participant_id)
+        if connection.finished and not replaced:
+            # Left, removed or ended: its media server stream (if any) stops now.
+            task = asyncio.get_running_loop().create_task(self.service.broadcasts.left(participant))
+            self._leaving.add(task)
+            task.add_done_callback(self._leaving.discard)
         if not connection.finished and not replaced:
             task = asyncio.get_running_loop().create_task(self._went_away(participant))
             self._leaving.add(task)

@@ -29,6 +29,9 @@ Message = dict[str, Any]
 KEEPALIVE_S = 25.0
 """Janus ends a session it has not heard from in ``session_timeout`` (60 s)."""
 REQUEST_TIMEOUT_S = 10.0
+ACK_ENDS = frozenset({"trickle", "keepalive"})
+"""Requests Janus answers with an ``ack`` alone; a plugin ``message`` is acked, then
+answered by an event."""
 
 
 class JanusError(Exception):
@@ -47,6 +50,8 @@ class JanusConnection:
         self._socket = socket
         self._secret = api_secret
         self._waiting: dict[str, asyncio.Future[Message]] = {}
+        self._ack_ends: set[str] = set()
+        """Transactions whose ``ack`` is the whole answer (trickle, keepalive)."""
         self._handles: dict[int, JanusHandle] = {}
         self._sessions: set[int] = set()
         self._transactions = itertools.count(1)
@@ -83,16 +88,20 @@ class JanusConnection:
             message["apisecret"] = self._secret
         reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiting[transaction] = reply
+        if body.get("janus") in ACK_ENDS:
+            self._ack_ends.add(transaction)
         try:
             await self._socket.send(json.dumps(message))
-            async with asyncio.timeout(timeout):
-                answer = await reply
+            # wait_for, not asyncio.timeout: the server runs some handlers eagerly,
+            # outside any task.
+            answer = await asyncio.wait_for(reply, timeout)
         except ConnectionClosed as exc:
             raise JanusError(f"Janus at {self.url} went away.") from exc
         except TimeoutError as exc:
             raise JanusError(f"Janus at {self.url} did not answer {body.get('janus')}.") from exc
         finally:
             self._waiting.pop(transaction, None)
+            self._ack_ends.discard(transaction)
         if answer.get("janus") == "error":
             error = answer.get("error", {})
             raise JanusError(str(error.get("reason", "error")), error.get("code"))
@@ -135,8 +144,9 @@ class JanusConnection:
 
     def _route(self, message: Message) -> None:
         kind = message.get("janus")
-        waiting = self._waiting.get(str(message.get("transaction")))
-        if waiting is not None and kind != "ack":
+        transaction = str(message.get("transaction"))
+        waiting = self._waiting.get(transaction)
+        if waiting is not None and (kind != "ack" or transaction in self._ack_ends):
             if not waiting.done():
                 waiting.set_result(message)
             return

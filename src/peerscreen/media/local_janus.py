@@ -18,7 +18,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from ..children import die_with_parent
+from ..config import Settings
 from .janus_config import JanusConfig
 
 logger = logging.getLogger("peerscreen.janus")
@@ -37,6 +40,15 @@ def free_loopback_port() -> int:
 
 class LocalJanus:
     """A supervised ``janus`` process."""
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> LocalJanus:
+        low, _, high = settings.janus_rtp_ports.partition("-")
+        addresses = tuple(a.strip() for a in settings.janus_ice_addresses.split(",") if a.strip())
+        stun = next(
+            (u.removeprefix("stun:") for u in settings.stun_urls.split(",") if u.strip()), None
+        )
+        return cls((int(low), int(high)), addresses, stun)
 
     def __init__(
         self,
@@ -72,6 +84,16 @@ class LocalJanus:
     def url(self) -> str:
         """The API's WebSocket address."""
         return f"ws://127.0.0.1:{self.config.api_port}"
+
+    def settings_for(self, settings: Settings) -> Settings:
+        """The server's settings, pointing at this Janus with its generated secrets."""
+        return settings.model_copy(
+            update={
+                "janus_urls": self.url,
+                "janus_api_secret": SecretStr(self.config.api_secret),
+                "janus_admin_key": SecretStr(self.config.admin_secret),
+            }
+        )
 
     @property
     def pid(self) -> int | None:

@@ -11,6 +11,8 @@ from .. import ids
 from ..config import Settings
 from ..errors import ErrorCode, PeerscreenError, forbidden, room_ended, unauthorized
 from ..errors import room_not_found as room_not_found_error
+from ..media.broadcast import Broadcasts
+from ..media.nodes import MediaNodes
 from ..metrics import Metrics
 from ..presence import PresenceTracker
 from ..ratelimit import RateLimits
@@ -51,12 +53,14 @@ class Signaling:
         self.mail = Mail(settings, store, self.metrics, self.presence, rate_limits)
         self.polls = LongPoll(settings, store, self.presence)
         self.chat = Chat(settings, store, self.mail, self.metrics, self.presence, rate_limits)
+        self.broadcasts = Broadcasts(settings, store, self.mail, MediaNodes(settings))
 
     async def start(self) -> None:
         await self.presence.start()
 
     async def stop(self) -> None:
         await self.presence.stop()
+        await self.broadcasts.close()
 
     async def authenticate(
         self, room_id: str, token: str | None, *, allow_ended: bool = False
@@ -105,15 +109,14 @@ class Signaling:
         viewer_id = ids.new_viewer_id()
         token = f"{viewer_id}.{ids.new_token()}"
         viewer = ViewerRecord(viewer_id, ids.hash_token(token), time.time())
-        result = await self.store.add_viewer(
-            room_id, viewer, room.max_viewers, self.settings.room_ttl
-        )
+        cap = self.broadcasts.viewer_cap(room)
+        result = await self.store.add_viewer(room_id, viewer, cap, self.settings.room_ttl)
         if result is AddViewerResult.NO_ROOM:
             raise room_not_found_error()
         if result is AddViewerResult.ENDED:
             raise room_ended()
         if result is AddViewerResult.FULL:
-            raise room_full(room.max_viewers)
+            raise room_full(cap)
         if result is AddViewerResult.LOCKED:
             raise room_locked()
         participant = Participant(room_id, viewer_id, Role.VIEWER)
@@ -129,14 +132,21 @@ class Signaling:
         )
         if room.paused:
             await self.mail.notify(room_id, viewer_id, {"type": Event.HOST_PAUSED})
+        if self.broadcasts.enabled:
+            await self.broadcasts.joined(room, viewer_id)
+            count = len(await self.store.get_viewers(room_id))
+            await self.broadcasts.viewers_changed(room, count)
         self.metrics.viewers_joined.inc()
         logger.info("room %s: viewer %s joined", room_id, viewer_id)
         return viewer, token
 
     async def end_room(self, room_id: str, reason: str) -> bool:
         """End the room and tell everyone in it; False if it had already ended."""
+        room = await self.store.get_room(room_id) if self.broadcasts.enabled else None
         if not await self.store.end_room(room_id, reason, ENDED_RETENTION):
             return False
+        if room is not None and room.media_node is not None:
+            await self.broadcasts.ended(room)
         self.metrics.rooms_ended.labels(reason).inc()
         logger.info("room %s: ended (%s)", room_id, reason)
         message = {"type": Event.ROOM_ENDED, "reason": reason}
@@ -156,6 +166,9 @@ class Signaling:
 
     async def _viewer_gone(self, room_id: str, viewer_id: str, reason: str) -> None:
         self.presence.forget((room_id, viewer_id))
+        # Its stream from the media server stops now (the handle on this process; its
+        # socket's process drops its own when the socket closes).
+        await self.broadcasts.left(Participant(room_id, viewer_id, Role.VIEWER))
         logger.info("room %s: viewer %s left (%s)", room_id, viewer_id, reason)
         await self.mail.notify(
             room_id, HOST_ID, {"type": Event.VIEWER_LEFT, "viewerId": viewer_id, "reason": reason}
@@ -184,10 +197,11 @@ class Signaling:
             "hostPresence": host_presence.value,
             "hostPresent": host_presence is Presence.CONNECTED,
             "viewerCount": len(viewers),
-            "maxViewers": room.max_viewers,
-            "full": len(viewers) >= room.max_viewers,
+            "maxViewers": self.broadcasts.viewer_cap(room),
+            "full": len(viewers) >= self.broadcasts.viewer_cap(room),
             "locked": room.locked,
             "paused": room.paused,
+            "path": "broadcast" if room.media_node else "mesh",
             "passcodeRequired": room.passcode_hash is not None,
             "expiresAt": now + self.settings.room_ttl,
             "viewers": None,

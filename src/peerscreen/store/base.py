@@ -75,6 +75,8 @@ class RoomRecord:
     locked: bool = False
     paused: bool = False
     passcode_hash: str | None = None
+    media_node: str | None = None
+    """The Janus a broadcast room's media goes through; None while it is a mesh."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -288,6 +290,10 @@ class Store(ABC):
     @abstractmethod
     async def set_paused(self, room_id: str, paused: bool) -> None:
         """Record whether the host has paused sharing (viewers joining then are told)."""
+
+    @abstractmethod
+    async def set_media_node(self, room_id: str, node: str | None) -> None:
+        """Move the room to broadcast through ``node`` (a Janus URL), or back to mesh."""
 
     @abstractmethod
     async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:

@@ -160,6 +160,11 @@ class MemoryStore(Store):
         if room is not None:
             room.record = replace(room.record, paused=paused)
 
+    async def set_media_node(self, room_id: str, node: str | None) -> None:
+        room = self._room(room_id)
+        if room is not None:
+            room.record = replace(room.record, media_node=node)
+
     async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:
         room = self._room(room_id)
         if room is not None:

@@ -626,6 +626,7 @@ class RedisStore(Store):
         fields["locked"] = "locked" in data
         fields["paused"] = "paused" in data
         fields["passcode_hash"] = data.get("passcode")
+        fields["media_node"] = data.get("media")
         return RoomRecord(**fields)
 
     @_guarded
@@ -634,6 +635,13 @@ class RedisStore(Store):
             await self._call("HSET", f"room:{{{room_id}}}", "paused", "1")
         else:
             await self._call("HDEL", f"room:{{{room_id}}}", "paused")
+
+    @_guarded
+    async def set_media_node(self, room_id: str, node: str | None) -> None:
+        if node is not None:
+            await self._call("HSET", f"room:{{{room_id}}}", "media", node)
+        else:
+            await self._call("HDEL", f"room:{{{room_id}}}", "media")
 
     @_guarded
     async def set_access(self, room_id: str, locked: bool, passcode_hash: str | None) -> None:

@@ -5,7 +5,8 @@ import { PeerLink } from "./peer.js";
 import { SignalingClient, api, fetchRtcConfig } from "./signaling.js";
 
 /**
- * @typedef {{id: string, name: string, state: RTCPeerConnectionState | "joining", link: PeerLink}} ViewerEntry
+ * @typedef {{id: string, name: string, state: RTCPeerConnectionState | "joining" | "broadcast", link: PeerLink | null}} ViewerEntry
+ *   ``link`` is the viewer's own connection (mesh); null once it receives from the media server.
  * @typedef {{roomId: string, hostToken: string, url: string, expiresAt: number}} RoomInfo
  * @typedef {"detail" | "motion"} Quality
  */
@@ -62,7 +63,19 @@ export class HostSession extends EventTarget {
     this.paused = false;
     /** @type {Quality} */
     this.quality = "detail";
+    /** @type {"mesh" | "broadcast"} how viewers receive: from this page, or the media server */
+    this.path = "mesh";
+    /** @type {PeerLink | null} the one upload to the media server, in a broadcast room */
+    this.publisher = null;
+    /** @type {RTCPeerConnectionState | "none"} */
+    this.publisherState = "none";
     this.applyContentHint();
+  }
+
+  /** Every connection this page sends on: each mesh viewer's, and the media server's. */
+  links() {
+    const links = [...this.viewers.values()].flatMap((entry) => (entry.link ? [entry.link] : []));
+    return this.publisher ? [...links, this.publisher] : links;
   }
 
   applyContentHint() {
@@ -77,7 +90,7 @@ export class HostSession extends EventTarget {
   async setQuality(quality) {
     this.quality = quality;
     this.applyContentHint();
-    await Promise.all([...this.viewers.values()].map((entry) => this.applyQuality(entry.link)));
+    await Promise.all(this.links().map((link) => this.applyQuality(link)));
   }
 
   /** @param {PeerLink} link */
@@ -137,8 +150,10 @@ export class HostSession extends EventTarget {
     client.start();
     this.save();
     if (resume) {
-      // Viewers still here from before the reload get a fresh connection each.
+      // Viewers still here from before the reload get a fresh connection each, or, in
+      // a broadcast room, one new upload to the media server serves them all.
       const info = await api(`/api/rooms/${room.roomId}`, { token: room.hostToken });
+      if (info.path === "broadcast") this.publish();
       for (const viewer of info.viewers ?? []) this.addViewer(viewer.viewerId);
     }
     return room;
@@ -170,8 +185,27 @@ export class HostSession extends EventTarget {
         break;
       case "answer":
       case "candidate": {
+        if (message.from === "sfu") {
+          void this.publisher?.handle(message);
+          break;
+        }
         const entry = message.from ? this.viewers.get(message.from) : undefined;
-        if (entry) void entry.link.handle(message);
+        if (entry?.link) void entry.link.handle(message);
+        break;
+      }
+      case "broadcast":
+        if (message.state === "publish") this.publish();
+        else if (message.state === "mesh") this.backToMesh();
+        break;
+      case "viewer-switched": {
+        // Its stream from the media server renders: their own connection can go.
+        const entry = message.viewerId ? this.viewers.get(message.viewerId) : undefined;
+        if (entry?.link) {
+          entry.link.close();
+          entry.link = null;
+          entry.state = "broadcast";
+          this.emitViewers();
+        }
         break;
       }
       case "room-ended":
@@ -183,16 +217,32 @@ export class HostSession extends EventTarget {
   /** @param {string} viewerId @param {string} [name] */
   addViewer(viewerId, name) {
     if (this.viewers.has(viewerId) || !this.client) return;
+    /** @type {ViewerEntry} */
+    const entry = { id: viewerId, name: name || `Viewer ${viewerId.slice(1, 5)}`, state: "joining", link: null };
+    this.viewers.set(viewerId, entry);
+    // In a broadcast room a new viewer receives from the media server alone.
+    if (this.path === "broadcast") entry.state = "broadcast";
+    else this.connectViewer(entry);
+    this.emitViewers();
+  }
+
+  /**
+   * A connection of the viewer's own, straight from this page (mesh).
+   * @param {ViewerEntry} entry
+   */
+  connectViewer(entry) {
+    if (!this.client) return;
     const client = this.client;
+    const viewerId = entry.id;
     const link = new PeerLink({
       polite: false,
       config: this.config,
       send: (type, fields) => client.send(type, { ...fields, to: viewerId }),
     });
-    /** @type {ViewerEntry} */
-    const entry = { id: viewerId, name: name || `Viewer ${viewerId.slice(1, 5)}`, state: "joining", link };
-    this.viewers.set(viewerId, entry);
+    entry.link = link;
+    entry.state = "joining";
     link.addEventListener("state", (event) => {
+      if (entry.link !== link) return;
       entry.state = /** @type {CustomEvent} */ (event).detail;
       if (entry.state === "connected") void this.applyQuality(link);
       this.emitViewers();
@@ -202,6 +252,43 @@ export class HostSession extends EventTarget {
     if (this.paused) void this.applyTracks(link);
     // Set the encoder up before the first frame: changing it later restarts it.
     void this.applyQuality(link);
+  }
+
+  /**
+   * Publish once to the room's media server, which serves every viewer from now on.
+   * Viewers keep their own connections until their broadcast stream renders.
+   */
+  publish() {
+    if (!this.client || this.ended) return;
+    const client = this.client;
+    this.path = "broadcast";
+    this.publisher?.close();
+    const link = new PeerLink({
+      polite: false,
+      config: this.config,
+      send: (type, fields) => client.send(type, { ...fields, to: "sfu" }),
+    });
+    this.publisher = link;
+    this.publisherState = "new";
+    link.addEventListener("state", (event) => {
+      if (this.publisher !== link) return;
+      this.publisherState = /** @type {CustomEvent} */ (event).detail;
+      if (this.publisherState === "connected") void this.applyQuality(link);
+      this.emitViewers();
+    });
+    for (const track of this.stream.getTracks()) link.pc.addTrack(track, this.stream);
+    if (this.paused) void this.applyTracks(link);
+    void this.applyQuality(link);
+    this.emitViewers();
+  }
+
+  /** The media server is gone and none other answers: each viewer gets its own connection again. */
+  backToMesh() {
+    this.path = "mesh";
+    this.publisher?.close();
+    this.publisher = null;
+    this.publisherState = "none";
+    for (const entry of this.viewers.values()) if (!entry.link) this.connectViewer(entry);
     this.emitViewers();
   }
 
@@ -209,7 +296,7 @@ export class HostSession extends EventTarget {
   removeViewer(viewerId) {
     const entry = this.viewers.get(viewerId);
     if (!entry) return;
-    entry.link.close();
+    entry.link?.close();
     this.viewers.delete(viewerId);
     this.emitViewers();
   }
@@ -231,7 +318,7 @@ export class HostSession extends EventTarget {
     const old = this.stream;
     this.stream = stream;
     // Paused, the senders stay empty; resuming picks the new tracks up.
-    for (const entry of this.viewers.values()) await this.applyTracks(entry.link);
+    for (const link of this.links()) await this.applyTracks(link);
     for (const track of stream.getTracks()) {
       track.addEventListener("ended", () => void this.stop());
     }
@@ -247,7 +334,7 @@ export class HostSession extends EventTarget {
   async setPaused(paused) {
     if (this.ended) return;
     this.paused = paused;
-    await Promise.all([...this.viewers.values()].map((entry) => this.applyTracks(entry.link)));
+    await Promise.all(this.links().map((link) => this.applyTracks(link)));
     await this.setAccess({ paused });
   }
 
@@ -306,7 +393,8 @@ export class HostSession extends EventTarget {
     this.ended = true;
     forgetSavedRoom();
     this.client?.finish({ code: 1000, reason });
-    for (const entry of this.viewers.values()) entry.link.close();
+    for (const link of this.links()) link.close();
+    this.publisher = null;
     this.viewers.clear();
     for (const track of this.stream.getTracks()) track.stop();
     this.dispatchEvent(new CustomEvent("ended", { detail: { reason } }));

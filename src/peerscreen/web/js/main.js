@@ -392,17 +392,25 @@ function setUpHostControls() {
     const session = liveSession();
     if (!session) return;
     let total = 0;
-    for (const entry of session.viewers.values()) {
-      let sampler = samplers.get(entry.link.pc);
-      if (!sampler) samplers.set(entry.link.pc, (sampler = new StatsSampler(entry.link.pc, "outbound")));
+    /** @param {RTCPeerConnection} pc */
+    const sampleOf = async (pc) => {
+      let sampler = samplers.get(pc);
+      if (!sampler) samplers.set(pc, (sampler = new StatsSampler(pc, "outbound")));
       const stats = await sampler.sample();
       total += stats.bitrateKbps;
+      return `${stats.width}x${stats.height}, ${Math.round(stats.fps)} fps, ${stats.bitrateKbps} kbit/s, ${stats.rttMs ?? "-"} ms, ${stats.path}`;
+    };
+    for (const entry of session.viewers.values()) {
       const cell = document.querySelector(`#viewer-list li[data-viewer-id="${entry.id}"] .link-stats`);
-      if (cell) {
-        cell.textContent = `${stats.width}x${stats.height}, ${Math.round(stats.fps)} fps, ${stats.bitrateKbps} kbit/s, ${stats.rttMs ?? "-"} ms, ${stats.path}`;
-      }
+      const text = entry.link ? await sampleOf(entry.link.pc) : "from the media server";
+      if (cell) cell.textContent = text;
     }
+    const upload = session.publisher ? await sampleOf(session.publisher.pc) : "";
     if (liveSession() === session) {
+      $("room-path").textContent =
+        session.path === "broadcast"
+          ? `Broadcast: one upload to the media server (${session.publisherState}${upload ? `, ${upload}` : ""}) serves every viewer.`
+          : "Direct: each viewer receives from this browser.";
       $("upload-total").textContent = session.viewers.size ? `uploading ${total} kbit/s in all` : "";
     }
   }, 1000);

@@ -25,8 +25,12 @@ export class ViewerSession extends EventTarget {
     this.status = { state: "checking", message: "Checking the room..." };
     /** @type {SignalingClient | null} */
     this.client = null;
-    /** @type {PeerLink | null} */
+    /** @type {PeerLink | null} the connection the picture comes from now */
     this.link = null;
+    /** @type {PeerLink | null} the connection from the host's browser (mesh) */
+    this.meshLink = null;
+    /** @type {PeerLink | null} the connection from the media server (broadcast) */
+    this.sfuLink = null;
     /** @type {ReturnType<typeof setTimeout> | null} */
     this.offerTimer = null;
     this.viewerId = "";
@@ -93,18 +97,25 @@ export class ViewerSession extends EventTarget {
       return;
     }
     this.joinedAt = performance.now();
-    this.link = this.newLink();
+    this.meshLink = this.link = this.newLink();
     client.addEventListener("message", (event) => {
       const message = /** @type {CustomEvent} */ (event).detail;
+      if (message.type === "offer") this.clearOfferTimer();
+      if (message.from === "sfu" && (message.type === "offer" || message.type === "candidate")) {
+        this.fromMediaServer(message);
+        return;
+      }
       if (message.type === "offer") {
-        this.clearOfferTimer();
-        if (this.link && isFromAnotherPeer(this.link.pc, message.desc)) {
-          // The host reloaded its page: its new connection replaces the old one.
-          this.link.close();
-          this.link = this.newLink();
+        if (!this.meshLink || isFromAnotherPeer(this.meshLink.pc, message.desc)) {
+          // The host reloaded its page (or serves this viewer itself again): its new
+          // connection replaces the old one.
+          this.meshLink?.close();
+          this.meshLink = this.newLink();
+          if (!this.sfuLink) this.link = this.meshLink;
         }
       }
-      if (message.type === "offer" || message.type === "candidate") void this.link?.handle(message);
+      if (message.type === "offer" || message.type === "candidate") void this.meshLink?.handle(message);
+      if (message.type === "broadcast") this.onBroadcast(message.state);
       if (message.type === "host-paused") {
         this.paused = true;
         this.setStatus("paused", "The host paused sharing.");
@@ -133,16 +144,20 @@ export class ViewerSession extends EventTarget {
     client.start();
   }
 
-  /** A peer connection to the host, reporting its stream and state as this session's. */
-  newLink() {
+  /**
+   * A peer connection to the host (or, ``toMediaServer``, to the room's media server),
+   * reporting its stream and state as this session's once it is the one shown.
+   */
+  newLink(toMediaServer = false) {
     const client = this.client;
     if (!client) throw new Error("not joined");
     const link = new PeerLink({
       polite: true,
       config: this.rtc,
-      send: (type, fields) => client.send(type, fields),
+      send: (type, fields) => client.send(type, toMediaServer ? { ...fields, to: "sfu" } : fields),
     });
     link.addEventListener("track", (event) => {
+      if (link === this.sfuLink && this.link !== link) return; // shown once it renders
       const trackEvent = /** @type {RTCTrackEvent} */ (/** @type {CustomEvent} */ (event).detail);
       // A live screen is watched as it happens: play frames as soon as they decode
       // rather than buffering for smoothness (where the browser supports the hint).
@@ -182,6 +197,67 @@ export class ViewerSession extends EventTarget {
     return link;
   }
 
+  /**
+   * The room's path changed: ``live`` means the host's stream is on the media server
+   * (ask it for an offer); ``mesh`` means back to the host's own connection.
+   * @param {string} state
+   */
+  onBroadcast(state) {
+    if (state === "live") {
+      this.client?.request({ type: "subscribe" }).catch((error) => {
+        console.warn("could not subscribe to the broadcast", error);
+      });
+    } else if (state === "mesh") {
+      this.sfuLink?.close();
+      this.sfuLink = null;
+      if (this.meshLink) this.link = this.meshLink;
+      this.setStatus("connecting", "Reconnecting to the host...");
+    }
+  }
+
+  /**
+   * An offer or candidate from the media server. Its stream replaces the host's own
+   * connection only once it renders (make-before-break).
+   * @param {{type: string, desc?: any, candidate?: any}} message
+   */
+  fromMediaServer(message) {
+    if (message.type === "offer" && (!this.sfuLink || isFromAnotherPeer(this.sfuLink.pc, message.desc))) {
+      this.sfuLink?.close();
+      const link = this.newLink(true);
+      this.sfuLink = link;
+      void this.switchWhenRendering(link);
+    }
+    void this.sfuLink?.handle(message);
+  }
+
+  /**
+   * Wait until the broadcast stream decodes frames, then show it and let the host close
+   * the viewer's own connection.
+   * @param {PeerLink} link
+   */
+  async switchWhenRendering(link) {
+    const deadline = performance.now() + 20_000;
+    while (this.sfuLink === link && !this.closed && performance.now() < deadline) {
+      let decoded = 0;
+      const report = await link.pc.getStats().catch(() => null);
+      report?.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") decoded += s.framesDecoded ?? 0;
+      });
+      if (decoded > 0) {
+        const old = this.link;
+        this.link = link;
+        const stream = new MediaStream(link.pc.getReceivers().map((r) => r.track));
+        this.dispatchEvent(new CustomEvent("stream", { detail: stream }));
+        if (old && old !== link) old.close();
+        this.meshLink = null;
+        if (link.pc.connectionState === "connected") this.setStatus(this.paused ? "paused" : "connected", this.paused ? "The host paused sharing." : "Connected.");
+        this.client?.request({ type: "switched" }).catch(() => undefined);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   clearOfferTimer() {
     if (this.offerTimer !== null) clearTimeout(this.offerTimer);
     this.offerTimer = null;
@@ -198,6 +274,8 @@ export class ViewerSession extends EventTarget {
     this.clearOfferTimer();
     this.closed = true;
     this.link?.close();
+    this.meshLink?.close();
+    this.sfuLink?.close();
     this.client?.finish({ code: 1000, reason: "closed" });
   }
 }
