@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -62,3 +63,41 @@ def test_past_mesh_max_viewers_the_host_uploads_once(
     host.screenshot(path=str(screenshots / "host-broadcast.png"))
     info = host.evaluate(f"fetch('/api/rooms/{code}').then((r) => r.json())")
     assert info["path"] == "broadcast"
+
+
+def janus_of(server: ServerProcess) -> psutil.Process:
+    """The Janus the server started (--janus)."""
+    assert server.process is not None
+    children = psutil.Process(server.process.pid).children()
+    return next(child for child in children if child.name() == "janus")
+
+
+def test_when_janus_dies_the_room_recovers_and_viewers_render_again(
+    media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
+) -> None:
+    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    base = server.base_url
+    host = new_page()
+    track_peer_connections(host)
+    code = start_sharing(host, base)
+    viewers = [new_page(), new_page()]
+    for viewer in viewers:
+        track_peer_connections(viewer)
+        watch(viewer, base, code)
+    expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(2)
+    for viewer in viewers:
+        expect_frames_flowing(viewer)
+    first = janus_of(server)
+    first.kill()  # SIGKILL: no goodbye, every session and room gone
+    first.wait(10)
+    # The supervisor starts a new Janus; the host publishes to it, viewers resubscribe,
+    # each on a new connection, without reloading.
+    for viewer in viewers:
+        viewer.wait_for_function(
+            "window.peerConnections.filter((pc) => pc.connectionState === 'connected').length"
+            " === 1 && window.peerConnections.length >= 3",
+            timeout=30_000,
+        )
+        expect_frames_flowing(viewer)
+    assert janus_of(server).pid != first.pid
+    host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")

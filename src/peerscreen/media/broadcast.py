@@ -36,6 +36,9 @@ log = logging.getLogger("peerscreen.broadcast")
 
 FEED = "host"
 ROOM_EXISTS = 427  # Janus VideoRoom: "Room ... already exists"
+RECOVERY_S = 5.0
+"""How long a room whose media node died waits for one to answer before it goes back to
+a mesh."""
 
 
 def not_broadcast() -> PeerscreenError:
@@ -324,28 +327,35 @@ class Broadcasts:
             await link.node.detach(link.handle)
 
     async def _node_lost(self, node: MediaNode) -> None:
-        """A media node died with every room on it: the rooms this process publishes move
-        to another node (or back to a mesh when none answers); viewers resubscribe once
-        the host has published again."""
+        """A media node died with every room on it. The rooms whose host publishes
+        through this process move (the host publishes again, then viewers resubscribe)."""
         lost = [key for key, link in self._links.items() if link.node is node]
         for key in lost:
             link = self._links.pop(key)
             link.pump.cancel()
-        for room_id, participant_id in lost:
-            if participant_id != HOST_ID:
-                continue
-            try:
-                other = await self.nodes.pick(avoid=node.url)
-            except JanusError:
-                await self.store.set_media_node(room_id, None)
-                await self.mail.notify(room_id, HOST_ID, {"type": Event.BROADCAST, "state": "mesh"})
-                viewers = await self.store.get_viewers(room_id)
-                for viewer_id in viewers:
-                    await self.mail.notify(
-                        room_id, viewer_id, {"type": Event.BROADCAST, "state": "mesh"}
-                    )
-                continue
-            await self.move(room_id, other)
+        for room_id in {room_id for room_id, who in lost if who == HOST_ID}:
+            await self._recover(room_id, node)
+
+    async def _recover(self, room_id: str, lost: MediaNode) -> None:
+        """Another node if one answers; else the same one once it is back (a supervised
+        Janus restarts within a second); else a mesh again, the host serving each viewer."""
+        deadline = asyncio.get_running_loop().time() + RECOVERY_S
+        while True:
+            for avoid in (lost.url, None):
+                try:
+                    await self.move(room_id, await self.nodes.pick(avoid=avoid))
+                    return
+                except JanusError:
+                    pass
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.25)
+        log.warning("room %s: no media server answers; back to a mesh", room_id)
+        await self.store.set_media_node(room_id, None)
+        mesh = {"type": Event.BROADCAST, "state": "mesh"}
+        await self.mail.notify(room_id, HOST_ID, mesh)
+        for viewer_id in await self.store.get_viewers(room_id):
+            await self.mail.notify(room_id, viewer_id, mesh)
 
     async def close(self) -> None:
         for key in list(self._links):
