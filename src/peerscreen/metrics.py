@@ -48,6 +48,11 @@ class Metrics:
             "WebSockets open on this process.",
             registry=self.registry,
         )
+        self.media_handles = Gauge(
+            "peerscreen_media_handles",
+            "Janus handles this process holds: a host's upload or a viewer's stream each.",
+            registry=self.registry,
+        )
         self.long_polls = Gauge(
             "peerscreen_long_polls_waiting",
             "Long-poll requests waiting for mail on this process.",

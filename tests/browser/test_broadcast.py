@@ -4,15 +4,17 @@ the suite's network namespace (scripts/netns), where it offers 127.0.0.2."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..support.processes import ServerProcess
+from ..support.processes import ServerProcess, wait_until
 from .pages import expect_frames_flowing, start_sharing, track_peer_connections, watch
 
 NewPage = Callable[..., Page]
@@ -101,3 +103,53 @@ def test_when_janus_dies_the_room_recovers_and_viewers_render_again(
         expect_frames_flowing(viewer)
     assert janus_of(server).pid != first.pid
     host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
+
+
+def media_handles(base: str) -> float:
+    """Janus handles the server holds (peerscreen_media_handles)."""
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    found = re.search(r"^peerscreen_media_handles (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_passcode_lock_remove_and_end_in_a_broadcast_room(
+    media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
+) -> None:
+    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    base = server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    host.get_by_label("Passcode", exact=True).fill("blue heron")
+    host.get_by_role("button", name="Set passcode").click()
+    expect(host.locator("#status")).to_have_text("Passcode set: new viewers must enter it.")
+    viewers = []
+    for _ in range(2):
+        viewer = new_page()
+        watch(viewer, base, code)
+        expect(viewer.locator("#passcode-prompt")).to_contain_text("needs a passcode")
+        viewer.locator("#viewer-passcode").fill("blue heron")
+        viewer.get_by_role("button", name="Join").click()
+        viewers.append(viewer)
+    expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(2)
+    for viewer in viewers:
+        expect_frames_flowing(viewer)
+    wait_until(lambda: media_handles(base) == 3, 10, "host + 2 viewers on Janus")
+
+    # Locked: a newcomer stays out, those inside keep watching.
+    host.get_by_role("button", name="Lock room").click()
+    outsider = new_page()
+    watch(outsider, base, code)
+    expect(outsider.locator("#viewer-message-title")).to_contain_text("locked this room")
+
+    # Removed: its stream from Janus stops at once, not when ICE times out.
+    viewer_id = host.locator("#viewer-list li").first.get_attribute("data-viewer-id")
+    host.get_by_role("button", name=re.compile(f"Remove .*{viewer_id}")).click()
+    expect(viewers[0].locator("#viewer-message-title")).to_have_text(
+        "The host removed you from the room."
+    )
+    wait_until(lambda: media_handles(base) == 2, 3, "the removed viewer's handle gone")
+    expect_frames_flowing(viewers[1])
+
+    host.get_by_role("button", name="Stop sharing").click()
+    expect(viewers[1].locator("#viewer-message-title")).to_have_text("Host ended sharing.")
+    wait_until(lambda: media_handles(base) == 0, 3, "every handle gone with the room")

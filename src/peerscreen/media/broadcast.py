@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import ErrorCode, PeerscreenError
+from ..metrics import Metrics
 from ..rooms import HOST_ID, SFU_ID, Event, Participant, Signal, check_sfu_signal
 from ..store import Store
 from ..store.base import RoomRecord
@@ -74,8 +75,11 @@ class _Link:
 class Broadcasts:
     """This process's part of every broadcast room."""
 
-    def __init__(self, settings: Settings, store: Store, mail: Mail, nodes: MediaNodes) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, mail: Mail, nodes: MediaNodes, metrics: Metrics
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.store = store
         self.mail = mail
         self.nodes = nodes
@@ -249,6 +253,7 @@ class Broadcasts:
         """A handle and the task relaying its events to the participant."""
         described = asyncio.Event()
         pump = self._pump(participant, handle, described)
+        self.metrics.media_handles.set(len(self._links) + 1)
         return _Link(node, handle, pump, described)
 
     def _pump(
@@ -322,6 +327,7 @@ class Broadcasts:
         link = self._links.pop(key, None)
         if link is None:
             return
+        self.metrics.media_handles.set(len(self._links))
         link.pump.cancel()
         with contextlib.suppress(JanusError):
             await link.node.detach(link.handle)
@@ -333,6 +339,7 @@ class Broadcasts:
         for key in lost:
             link = self._links.pop(key)
             link.pump.cancel()
+        self.metrics.media_handles.set(len(self._links))
         for room_id in {room_id for room_id, who in lost if who == HOST_ID}:
             await self._recover(room_id, node)
 

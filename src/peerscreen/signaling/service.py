@@ -53,7 +53,7 @@ class Signaling:
         self.mail = Mail(settings, store, self.metrics, self.presence, rate_limits)
         self.polls = LongPoll(settings, store, self.presence)
         self.chat = Chat(settings, store, self.mail, self.metrics, self.presence, rate_limits)
-        self.broadcasts = Broadcasts(settings, store, self.mail, MediaNodes(settings))
+        self.broadcasts = Broadcasts(settings, store, self.mail, MediaNodes(settings), self.metrics)
 
     async def start(self) -> None:
         await self.presence.start()
