@@ -4,8 +4,10 @@ the suite's network namespace (scripts/netns), where it offers 127.0.0.2."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,3 +155,34 @@ def test_passcode_lock_remove_and_end_in_a_broadcast_room(
     host.get_by_role("button", name="Stop sharing").click()
     expect(viewers[1].locator("#viewer-message-title")).to_have_text("Host ended sharing.")
     wait_until(lambda: media_handles(base) == 0, 3, "every handle gone with the room")
+
+
+def test_two_browsers_and_ten_light_viewers_all_from_one_upload(
+    media_network: None,
+    start_server: Callable[..., ServerProcess],
+    new_page: NewPage,
+    screenshots: Path,
+) -> None:
+    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=2)
+    base = server.base_url
+    host = new_page()
+    track_peer_connections(host)
+    code = start_sharing(host, base)
+    browsers = [new_page(), new_page()]
+    for viewer in browsers:
+        watch(viewer, base, code)
+    light = subprocess.run(
+        [sys.executable, "-m", "tests.support.many_viewers", f"{base}/r/{code}", "10",
+         "--frames", "10", "--seconds", "90"],
+        capture_output=True, text=True, timeout=150, check=False,
+    )  # fmt: skip
+    assert light.returncode == 0, light.stderr[-3000:]
+    result = json.loads(light.stdout.strip().splitlines()[-1])
+    assert all(frames >= 10 for frames in result["frames"]), result
+    assert all(result["from_media_server"]), result
+    assert {tuple(size) for size in result["sizes"]} == {(1280, 720)}
+    for viewer in browsers:
+        expect_frames_flowing(viewer)
+    host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
+    expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(2)
+    host.screenshot(path=str(screenshots / "host-broadcast-twelve.png"))

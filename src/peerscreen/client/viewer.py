@@ -16,9 +16,12 @@ from .api import ApiError, Credentials, ServerApi
 from .links import RoomAddress
 from .peer import PeerLink, fingerprint
 from .rtc import connection_path, rtc_configuration
-from .signaling import CloseInfo, SignalingSocket
+from .signaling import CloseInfo, SignalingError, SignalingSocket
 
 log = logging.getLogger("peerscreen.client")
+
+SFU_ID = "sfu"
+"""The addressee of signals for a broadcast room's media server."""
 
 OFFER_TIMEOUT_S = 30.0
 
@@ -73,6 +76,9 @@ class Viewer:
         self.credentials: Credentials | None = None
         self.socket: SignalingSocket | None = None
         self.link: PeerLink | None = None
+        """The connection the picture comes from: the host's, or the media server's."""
+        self.sfu_link: PeerLink | None = None
+        self._held_tracks: dict[int, list[MediaStreamTrack]] = {}
         self.paused = False
         self.ever_connected = False
         self.joined_at = 0.0
@@ -154,7 +160,11 @@ class Viewer:
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind == "offer":
+        if message.get("from") == SFU_ID and kind in ("offer", "candidate"):
+            await self._from_media_server(message)
+        elif kind == "broadcast":
+            await self._broadcast(str(message.get("state")))
+        elif kind == "offer":
             desc = message.get("desc") or {}
             if self.link is not None and self.link.remote_fingerprint not in (
                 "",
@@ -191,7 +201,60 @@ class Viewer:
                 self._set("ended", "The host ended the room.")
             await self.close()
 
-    def _new_link(self) -> PeerLink:
+    # --- broadcast rooms: the picture comes from the media server ---------------------
+
+    async def _broadcast(self, state: str) -> None:
+        if state == "live" and self.socket is not None:
+            try:
+                await self.socket.send("subscribe")
+            except SignalingError as exc:
+                log.warning("could not subscribe to the broadcast: %s", exc.message)
+        elif state == "mesh" and self.sfu_link is not None:
+            # The media server is gone: the host's own connection comes back.
+            await self.sfu_link.close()
+            self.sfu_link = None
+            self._set("connecting", "Reconnecting to the host...")
+
+    async def _from_media_server(self, message: dict[str, Any]) -> None:
+        desc = message.get("desc") or {}
+        replaced = self.sfu_link is not None and self.sfu_link.remote_fingerprint not in (
+            "",
+            fingerprint(str(desc.get("sdp", ""))),
+        )
+        if self.sfu_link is None or (message.get("type") == "offer" and replaced):
+            if self.sfu_link is not None:
+                await self.sfu_link.close()
+            self.sfu_link = self._new_link(to_media_server=True)
+            self._spawn(self._switch_when_receiving(self.sfu_link))
+        await self.sfu_link.handle(message)
+
+    async def _switch_when_receiving(self, link: PeerLink) -> None:
+        """Make before break: the broadcast stream replaces the host's own connection
+        once its video arrives; the host then closes that connection."""
+        deadline = time.monotonic() + 20
+        while link is self.sfu_link and time.monotonic() < deadline:
+            report = await link.pc.getStats()
+            arrived = sum(
+                getattr(s, "packetsReceived", 0)
+                for s in report.values()
+                if getattr(s, "type", "") == "inbound-rtp" and getattr(s, "kind", "") == "video"
+            )
+            if arrived:
+                old, self.link = self.link, link
+                if old is not None and old is not link:
+                    await old.close()
+                for track in self._held_tracks.pop(id(link), []):
+                    if self.on_track is not None:
+                        self.on_track(track)
+                if link.pc.connectionState == "connected":
+                    self._show_connection()
+                if self.socket is not None:
+                    with contextlib.suppress(SignalingError):
+                        await self.socket.send("switched")
+                return
+            await asyncio.sleep(0.1)
+
+    def _new_link(self, to_media_server: bool = False) -> PeerLink:
         socket = self.socket
         assert socket is not None
         link: PeerLink
@@ -210,12 +273,18 @@ class Viewer:
                 self._set("failed", ice_failure(self._ice, self.force_relay))
 
         def on_track(track: MediaStreamTrack) -> None:
-            if self.on_track is not None:
+            if to_media_server and link is not self.link:
+                # Shown once it delivers: until then the host's connection goes on.
+                self._held_tracks.setdefault(id(link), []).append(track)
+            elif self.on_track is not None:
                 self.on_track(track)
+
+        async def send(kind: str, **fields: Any) -> None:
+            await socket.send(kind, **({**fields, "to": SFU_ID} if to_media_server else fields))
 
         link = PeerLink(
             rtc_configuration(self._ice, self.force_relay),
-            socket.send,
+            send,
             on_track=on_track,
             on_state=on_state,
         )
@@ -252,6 +321,8 @@ class Viewer:
         await self.close()
 
     async def close(self) -> None:
+        if self.sfu_link is not None and self.sfu_link is not self.link:
+            await self.sfu_link.close()
         if self.link is not None:
             await self.link.close()
         if self.socket is not None:
