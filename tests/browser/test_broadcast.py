@@ -186,3 +186,80 @@ def test_two_browsers_and_ten_light_viewers_all_from_one_upload(
     host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
     expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(2)
     host.screenshot(path=str(screenshots / "host-broadcast-twelve.png"))
+
+
+# Records the longest time between two rendered frames of the viewer's video, across
+# changes of its stream (the page swaps srcObject when the broadcast stream renders).
+WATCH_GAPS = """() => {
+  const video = document.getElementById("remote-video");
+  window.longestGapMs = 0;
+  window.framesSeen = 0;
+  let last = performance.now();
+  const tick = () => {
+    const now = performance.now();
+    window.longestGapMs = Math.max(window.longestGapMs, now - last);
+    window.framesSeen += 1;
+    last = now;
+    video.requestVideoFrameCallback(tick);
+  };
+  video.requestVideoFrameCallback(tick);
+}"""
+
+
+def test_watching_viewers_keep_rendering_through_the_switch_to_broadcast(
+    media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
+) -> None:
+    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=3)
+    base = server.base_url
+    host = new_page()
+    track_peer_connections(host)
+    code = start_sharing(host, base)
+    watching = [new_page(), new_page()]
+    for viewer in watching:
+        watch(viewer, base, code)
+    for viewer in watching:
+        expect_frames_flowing(viewer)
+        viewer.evaluate(WATCH_GAPS)
+    expect(host.locator("#room-path")).to_contain_text("Direct")
+    # The third viewer takes the room to broadcast.
+    third = new_page()
+    watch(third, base, code)
+    expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(3)
+    host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
+    for viewer in watching:
+        before = viewer.evaluate("window.framesSeen")
+        viewer.wait_for_function(f"window.framesSeen > {before} + 15")
+        gap = viewer.evaluate("window.longestGapMs")
+        print(f"longest frame gap through the switch: {gap:.0f} ms")
+        # The picture went on: no freeze of the kind a break-before-make would cause.
+        assert gap < 2000, f"the picture froze for {gap:.0f} ms during the switch"
+    expect_frames_flowing(third)
+
+
+def test_in_broadcast_the_host_pauses_switches_source_and_reloads(
+    media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
+) -> None:
+    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    base = server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    viewer = new_page()
+    track_peer_connections(viewer)
+    watch(viewer, base, code)
+    expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(1)
+    expect_frames_flowing(viewer)
+
+    host.get_by_role("button", name="Pause").click()
+    expect(viewer.locator("#status")).to_have_text("The host paused sharing.")
+    host.get_by_role("button", name="Resume").click()
+    expect_frames_flowing(viewer)
+    host.get_by_role("button", name="Share something else").click()
+    expect_frames_flowing(viewer)
+
+    # A reload: the host's page publishes again, the viewer resubscribes by itself.
+    connections = viewer.evaluate("window.peerConnections.length")
+    host.reload()
+    host.get_by_role("button", name="Resume sharing").click()
+    expect(host.locator("#room-path")).to_contain_text("Broadcast", timeout=20_000)
+    viewer.wait_for_function(f"window.peerConnections.length > {connections}")
+    expect_frames_flowing(viewer)

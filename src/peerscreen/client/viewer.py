@@ -216,12 +216,9 @@ class Viewer:
             self._set("connecting", "Reconnecting to the host...")
 
     async def _from_media_server(self, message: dict[str, Any]) -> None:
-        desc = message.get("desc") or {}
-        replaced = self.sfu_link is not None and self.sfu_link.remote_fingerprint not in (
-            "",
-            fingerprint(str(desc.get("sdp", ""))),
-        )
-        if self.sfu_link is None or (message.get("type") == "offer" and replaced):
+        # Each offer answers a subscribe: a new connection (Janus signs every one with
+        # the same certificate, so the fingerprint cannot tell).
+        if self.sfu_link is None or message.get("type") == "offer":
             if self.sfu_link is not None:
                 await self.sfu_link.close()
             self.sfu_link = self._new_link(to_media_server=True)
