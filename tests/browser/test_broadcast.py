@@ -4,22 +4,29 @@ the suite's network namespace (scripts/netns), where it offers 127.0.0.2."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import psutil
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..support.processes import ServerProcess, wait_until
+from peerscreen.media.janus import JanusConnection, JanusError
+from peerscreen.media.local_janus import LocalJanus
+
+from ..support.processes import RedisServer, ServerProcess, wait_until
 from .pages import expect_frames_flowing, start_sharing, track_peer_connections, watch
 
 NewPage = Callable[..., Page]
+T = TypeVar("T")
 
 OUTBOUND_VIDEO = """async () => {
   let streams = 0;
@@ -263,3 +270,103 @@ def test_in_broadcast_the_host_pauses_switches_source_and_reloads(
     expect(host.locator("#room-path")).to_contain_text("Broadcast", timeout=20_000)
     viewer.wait_for_function(f"window.peerConnections.length > {connections}")
     expect_frames_flowing(viewer)
+
+
+@pytest.fixture
+def two_media_nodes() -> Iterator[list[LocalJanus]]:
+    """Two Janus of one deployment (shared secrets), each its own port range."""
+    nodes = [
+        LocalJanus(
+            rtp_ports=(42000 + 200 * n, 42199 + 200 * n),
+            ice_addresses=("127.0.0.2",),
+            api_secret="test-api-secret",
+            admin_secret="test-admin-key",
+        )
+        for n in range(2)
+    ]
+    for node in nodes:
+        node.start()
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+def rooms_on(node: LocalJanus) -> list[str]:
+    """The VideoRoom rooms a node holds, asked over its API."""
+
+    async def ask() -> list[str]:
+        connection = await JanusConnection.open(node.url, node.config.api_secret)
+        try:
+            handle = await (await connection.create_session()).attach()
+            data, _ = await handle.message(
+                {"request": "list", "admin_key": node.config.admin_secret}
+            )
+            return [str(room["room"]) for room in data["list"]]
+        finally:
+            await connection.close()
+
+    return in_thread(ask())
+
+
+def test_two_processes_on_one_redis_and_two_media_nodes(
+    media_network: None,
+    start_server: Callable[..., ServerProcess],
+    redis_server: RedisServer,
+    two_media_nodes: list[LocalJanus],
+    new_page: NewPage,
+) -> None:
+    """The host on one process, viewers on the other; the room on one node, then on the
+    other when the first dies for good."""
+    redis_server.flush()
+    shared = {
+        "redis_url": redis_server.url,
+        "janus_urls": ",".join(node.url for node in two_media_nodes),
+        "janus_api_secret": "test-api-secret",
+        "janus_admin_key": "test-admin-key",
+        "mesh_max": 1,
+    }
+    wait_until(lambda: all(_answers(node) for node in two_media_nodes), 10, "both nodes")
+    first, second = start_server(**shared), start_server(**shared)
+    host = new_page()
+    track_peer_connections(host)
+    code = start_sharing(host, first.base_url)
+    viewers = [new_page(), new_page()]
+    for viewer in viewers:
+        track_peer_connections(viewer)
+        watch(viewer, second.base_url, code)
+    for viewer in viewers:
+        expect_frames_flowing(viewer)
+    host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
+    placed = [node for node in two_media_nodes if rooms_on(node)]
+    assert len(placed) == 1, "the room is on exactly one node"
+    other = next(node for node in two_media_nodes if node is not placed[0])
+
+    placed[0].stop()  # for good: no restart
+    for viewer in viewers:
+        viewer.wait_for_function(
+            "window.peerConnections.filter((pc) => pc.connectionState === 'connected').length"
+            " === 1 && window.peerConnections.length >= 3",
+            timeout=30_000,
+        )
+        expect_frames_flowing(viewer)
+    assert len(rooms_on(other)) == 1, "the room moved to the node that lives"
+    host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
+
+
+def _answers(node: LocalJanus) -> bool:
+    async def ask() -> bool:
+        try:
+            connection = await JanusConnection.open(node.url, node.config.api_secret, 1)
+        except JanusError:
+            return False
+        await connection.close()
+        return True
+
+    return in_thread(ask())
+
+
+def in_thread(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end on a thread of its own: Playwright's sync API keeps an
+    event loop running on the test's thread."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, work).result()

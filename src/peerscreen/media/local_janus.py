@@ -55,6 +55,8 @@ class LocalJanus:
         rtp_ports: tuple[int, int] = (40000, 40999),
         ice_addresses: tuple[str, ...] = (),
         stun_server: str | None = None,
+        api_secret: str | None = None,
+        admin_secret: str | None = None,
     ) -> None:
         binary = shutil.which("janus")
         if binary is None:
@@ -66,8 +68,9 @@ class LocalJanus:
         self.config = JanusConfig(
             api_port=free_loopback_port(),
             admin_port=free_loopback_port(),
-            api_secret=secrets.token_urlsafe(24),
-            admin_secret=secrets.token_urlsafe(24),
+            # Generated unless given: several nodes of one deployment share theirs.
+            api_secret=api_secret or secrets.token_urlsafe(24),
+            admin_secret=admin_secret or secrets.token_urlsafe(24),
             rtp_ports=rtp_ports,
             ice_addresses=ice_addresses,
             stun_server=stun_server,

@@ -52,6 +52,17 @@ class MediaNode:
             log.info("media node %s: connected", self.url)
             return self._session
 
+    async def rooms(self) -> int:
+        """How many VideoRoom rooms the node holds (its load, whoever made them)."""
+        handle = await (await self.session()).attach()
+        try:
+            data, _ = await handle.message(
+                {"request": "list", **({"admin_key": self.admin_key} if self.admin_key else {})}
+            )
+            return len(data.get("list", []))
+        finally:
+            await handle.detach()
+
     async def attach(self) -> JanusHandle:
         handle = await (await self.session()).attach()
         self.handles += 1
@@ -100,19 +111,21 @@ class MediaNodes:
         return next((node for node in self.nodes if node.url == url), None)
 
     async def pick(self, avoid: str | None = None) -> MediaNode:
-        """The least loaded node that answers (``avoid``: one that just failed)."""
-        order = sorted(
-            (n for n in self.nodes if n.url != avoid),
-            key=lambda n: (not n.healthy, n.handles),
-        )
+        """The least loaded node that answers (``avoid``: one that just failed).
+
+        Load is what the node itself reports, the rooms it holds, so that every
+        peerscreen process sharing the nodes judges alike.
+        """
+        loads: list[tuple[int, int, MediaNode]] = []
         problems = []
-        for node in order:
+        for order, node in enumerate(n for n in self.nodes if n.url != avoid):
             try:
-                await node.session()
-                return node
+                loads.append((await node.rooms(), order, node))
             except JanusError as exc:
                 problems.append(str(exc))
-        raise JanusError("No media server answers: " + "; ".join(problems or ["none set"]))
+        if not loads:
+            raise JanusError("No media server answers: " + "; ".join(problems or ["none set"]))
+        return min(loads, key=lambda load: load[:2])[2]
 
     async def close(self) -> None:
         for node in self.nodes:
