@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
     RATE_LIMITED = "rate_limited"
     STORE_UNAVAILABLE = "store_unavailable"
+    MEDIA_UNAVAILABLE = "media_unavailable"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     HEADERS_TOO_LARGE = "headers_too_large"
     REQUEST_TIMEOUT = "request_timeout"
@@ -55,6 +56,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 422,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.STORE_UNAVAILABLE: 503,
+    ErrorCode.MEDIA_UNAVAILABLE: 503,
     ErrorCode.TOO_MANY_CONNECTIONS: 429,
     ErrorCode.HEADERS_TOO_LARGE: 431,
     ErrorCode.REQUEST_TIMEOUT: 408,

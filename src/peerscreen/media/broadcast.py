@@ -50,7 +50,7 @@ def not_broadcast() -> PeerscreenError:
 
 def media_unavailable(detail: str) -> PeerscreenError:
     return PeerscreenError(
-        ErrorCode.STORE_UNAVAILABLE, f"The media server is unavailable ({detail}); retry soon."
+        ErrorCode.MEDIA_UNAVAILABLE, f"The media server is unavailable ({detail}); retry soon."
     )
 
 

@@ -1,0 +1,58 @@
+"""The broadcast messages' rules, on a server with no media server or a dead one: who may
+signal the media server, and a room that stays a mesh when no Janus answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..support.clients import SocketMember, host_room, join_as, offer_sdp
+from ..support.processes import ServerProcess, free_port
+
+
+async def refusal(member: SocketMember, message: dict[str, object]) -> tuple[str, str]:
+    reply = await member.send_ws({**message, "id": "m1"})
+    assert reply["type"] == "error", reply
+    return str(reply["code"]), str(reply["message"])
+
+
+async def test_who_may_signal_the_media_server(memory_server: ServerProcess) -> None:
+    host = await host_room(memory_server.base_url)
+    viewer = await join_as(memory_server.base_url, host.room_id)
+    assert isinstance(host, SocketMember) and isinstance(viewer, SocketMember)
+    # A viewer never offers to the media server, nor the host answers it.
+    assert await refusal(viewer, {"type": "offer", "to": "sfu", "desc": offer_sdp("v")}) == (
+        "forbidden",
+        "The media server makes the viewer's offer; answer it.",
+    )
+    answer = {"type": "answer", "sdp": "v=0\r\n"}
+    code, _ = await refusal(host, {"type": "answer", "to": "sfu", "desc": answer})
+    assert code == "forbidden"
+    # In a mesh room there is no media server to talk to.
+    assert await refusal(host, {"type": "offer", "to": "sfu", "desc": offer_sdp("h")}) == (
+        "invalid_request",
+        "This room is not in broadcast: send signals to the host.",
+    )
+    code, _ = await refusal(viewer, {"type": "subscribe"})
+    assert code == "invalid_request"
+    code, message = await refusal(host, {"type": "subscribe"})
+    assert (code, message) == ("forbidden", "The host publishes; viewers subscribe.")
+    code, _ = await refusal(host, {"type": "switched"})
+    assert code == "forbidden"
+    for member in (host, viewer):
+        await member.close()
+
+
+async def test_with_no_media_server_answering_the_room_stays_a_mesh(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(janus_urls=f"ws://127.0.0.1:{free_port()}", mesh_max=1)
+    host = await host_room(server.base_url)
+    viewers = [await join_as(server.base_url, host.room_id) for _ in range(2)]
+    await host.next("viewer-joined")
+    await host.next("viewer-joined")
+    info = (await host.http.get(f"/api/rooms/{host.room_id}")).json()
+    assert (info["path"], info["maxViewers"]) == ("mesh", 10)
+    assert not [m for m in host.received if m["type"] == "broadcast"]
+    assert "stays a mesh: No media server answers" in server.log()
+    for member in (host, *viewers):
+        await member.close()
