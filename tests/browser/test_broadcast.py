@@ -22,6 +22,7 @@ from playwright.sync_api import Page, expect
 from peerscreen.media.janus import JanusConnection, JanusError
 from peerscreen.media.local_janus import LocalJanus
 
+from ..support.commands import ClientCommand, room_link
 from ..support.processes import RedisServer, ServerProcess, wait_until
 from .pages import expect_frames_flowing, start_sharing, track_peer_connections, watch
 
@@ -370,3 +371,36 @@ def in_thread(work: Coroutine[Any, Any, T]) -> T:
     event loop running on the test's thread."""
     with ThreadPoolExecutor(1) as thread:
         return thread.submit(asyncio.run, work).result()
+
+
+def test_a_terminal_host_publishes_to_the_media_server_too(
+    media_network: None,
+    start_server: Callable[..., ServerProcess],
+    new_page: NewPage,
+    artifacts: Path,
+) -> None:
+    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    share = ClientCommand(
+        artifacts / "logs",
+        "share", "--server", server.base_url, "--test-pattern", "--size", "640x360",
+        "--fps", "15", "--no-qr", "--ice-address", "127.0.0.2",
+    ).start()  # fmt: skip
+    try:
+        link = room_link(share)
+        viewers = [new_page(), new_page()]
+        for viewer in viewers:
+            track_peer_connections(viewer)
+            viewer.goto(link)
+        for viewer in viewers:
+            expect_frames_flowing(viewer)
+            # Its picture comes from the media server: the host's own connection closed.
+            viewer.wait_for_function(
+                "window.peerConnections.filter((pc) => pc.connectionState === 'connected')"
+                ".length === 1"
+            )
+        share.wait_for(r"broadcast(.|\n)*broadcast")
+        info = viewers[0].evaluate(f"fetch('{link.replace('/r/', '/api/rooms/')}')"
+                                   ".then((r) => r.json())")  # fmt: skip
+        assert info["path"] == "broadcast"
+    finally:
+        share.stop()

@@ -21,6 +21,8 @@ from .signaling import SignalingSocket
 
 log = logging.getLogger("peerscreen.client")
 
+SFU_ID = "sfu"
+
 MAX_FRESH_STARTS = 3
 """How often a viewer's failed connection is replaced by a new one before giving up
 (aiortc has no ICE restart; a new connection finds paths again)."""
@@ -66,6 +68,9 @@ class Host:
         self.on_viewers = on_viewers
         self.on_chat = on_chat
         self.viewers: dict[str, ViewerLink] = {}
+        self.path = "mesh"
+        """How viewers receive: ``mesh`` (from this host) or ``broadcast`` (media server)."""
+        self.publisher: PeerLink | None = None
         self.credentials: Credentials | None = None
         self.room: dict[str, Any] = {}
         self.socket: SignalingSocket | None = None
@@ -112,12 +117,28 @@ class Host:
         kind = message.get("type")
         if kind == "viewer-joined":
             viewer_id = str(message["viewerId"])
-            name = message.get("name") or f"Viewer {viewer_id[1:5]}"
-            # Gathering takes a while with STUN and TURN: the other viewers' messages
-            # must not wait for it.
-            self._spawn(self._connect(viewer_id, str(name)))
+            name = str(message.get("name") or f"Viewer {viewer_id[1:5]}")
+            if self.path == "broadcast":
+                # It receives from the media server alone.
+                self.viewers[viewer_id] = ViewerLink(viewer_id, name, state="broadcast")
+                self._tell()
+            else:
+                # Gathering takes a while with STUN and TURN: the other viewers' messages
+                # must not wait for it.
+                self._spawn(self._connect(viewer_id, name))
         elif kind == "viewer-left":
             await self._drop(str(message.get("viewerId")))
+        elif kind in ("answer", "candidate") and message.get("from") == SFU_ID:
+            if self.publisher is not None:
+                await self.publisher.handle(message)
+        elif kind == "broadcast":
+            await self._broadcast(str(message.get("state")))
+        elif kind == "viewer-switched":
+            entry = self.viewers.get(str(message.get("viewerId")))
+            if entry is not None and entry.link is not None:
+                await entry.link.close()
+                entry.link, entry.state = None, "broadcast"
+                self._tell()
         elif kind in ("answer", "candidate"):
             entry = self.viewers.get(str(message.get("from")))
             if entry is not None and entry.link is not None:
@@ -159,6 +180,31 @@ class Host:
         self._tell()
         await link.offer()
 
+    async def _broadcast(self, state: str) -> None:
+        """The room's path changes: publish once to the media server, or serve each
+        viewer again when it is gone."""
+        socket = self.socket
+        if socket is None:
+            return
+        if self.publisher is not None:
+            await self.publisher.close()
+            self.publisher = None
+        if state == "publish":
+            self.path = "broadcast"
+
+            async def send(kind: str, **fields: Any) -> None:
+                await socket.send(kind, to=SFU_ID, **fields)
+
+            self.publisher = PeerLink(rtc_configuration(self._ice, self.force_relay), send)
+            for track in self.tracks:
+                self.publisher.pc.addTrack(self.relay.subscribe(track, buffered=False))
+            self._spawn(self.publisher.offer())
+        elif state == "mesh":
+            self.path = "mesh"
+            for entry in list(self.viewers.values()):
+                if entry.link is None:
+                    self._spawn(self._connect(entry.viewer_id, entry.name))
+
     async def chat(self, text: str, name: str | None = None) -> None:
         """Say something to everyone in the room."""
         if self.socket is None:
@@ -188,6 +234,8 @@ class Host:
         await self.close()
 
     async def close(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.close()
         for entry in list(self.viewers.values()):
             if entry.link is not None:
                 await entry.link.close()
