@@ -136,8 +136,8 @@ class Host:
         elif kind == "viewer-switched":
             entry = self.viewers.get(str(message.get("viewerId")))
             if entry is not None and entry.link is not None:
-                await entry.link.close()
-                entry.link, entry.state = None, "broadcast"
+                link, entry.link, entry.state = entry.link, None, "broadcast"
+                await link.close()  # after: its last state change is not news
                 self._tell()
         elif kind in ("answer", "candidate"):
             entry = self.viewers.get(str(message.get("from")))
