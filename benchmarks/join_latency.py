@@ -80,15 +80,15 @@ def free_port() -> int:
         return port
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    """A peerscreen server on loopback with limits no benchmark reaches; returns once it
-    answers."""
+def start_server(port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """A peerscreen server on loopback with limits no benchmark reaches (and ``extra``
+    flags); returns once it answers."""
     server = subprocess.Popen(
         [
             sys.executable, "-m", "peerscreen", "serve", "--port", str(port),
             "--log-level", "warning", "--max-viewers", "200",
             "--rate-rooms", "100000/hour", "--rate-api", "1000000/hour",
-            "--max-connections-per-client", "100000",
+            "--max-connections-per-client", "100000", *extra,
         ]
     )  # fmt: skip
     deadline = time.monotonic() + 20
