@@ -163,11 +163,12 @@ class Settings(BaseSettings):
         description="UDP port range of the local Janus (--janus).",
     )
     mesh_max: int = Field(
-        4,
+        2,
         ge=1,
         le=100,
-        description="Viewers a room serves straight from the host's browser; one more moves "
-        "the room to broadcast through Janus (with --janus or --janus-urls).",
+        description="Viewers at which a room moves from the host's browser serving each "
+        "viewer to broadcast through Janus (with --janus or --janus-urls); measured: from "
+        "2 viewers on, the host spends more in a mesh (benchmarks/README.md).",
     )
     max_viewers_broadcast: int = Field(
         300,

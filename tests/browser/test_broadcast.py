@@ -23,7 +23,7 @@ from peerscreen.media.janus import JanusConnection, JanusError
 from peerscreen.media.local_janus import LocalJanus
 
 from ..support.commands import ClientCommand, room_link
-from ..support.processes import RedisServer, ServerProcess, wait_until
+from ..support.processes import RedisServer, ServerProcess, TurnServer, wait_until
 from .pages import expect_frames_flowing, start_sharing, track_peer_connections, watch
 
 NewPage = Callable[..., Page]
@@ -244,6 +244,17 @@ def test_watching_viewers_keep_rendering_through_the_switch_to_broadcast(
     expect_frames_flowing(third)
 
 
+NO_FRAMES_FOR_1500_MS = """() => {
+  const video = document.getElementById("remote-video");
+  const quality = video.getVideoPlaybackQuality().totalVideoFrames;
+  if (window.lastFrames !== quality) {
+    window.lastFrames = quality;
+    window.stillSince = performance.now();
+  }
+  return performance.now() - window.stillSince > 1500;
+}"""
+
+
 def test_in_broadcast_the_host_pauses_switches_source_and_reloads(
     media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
 ) -> None:
@@ -257,15 +268,19 @@ def test_in_broadcast_the_host_pauses_switches_source_and_reloads(
     expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(1)
     expect_frames_flowing(viewer)
 
+    connections = viewer.evaluate("window.peerConnections.length")
     host.get_by_role("button", name="Pause").click()
     expect(viewer.locator("#status")).to_have_text("The host paused sharing.")
+    # Long enough for Janus to see the media stop (it says so after a second).
+    viewer.wait_for_function(NO_FRAMES_FOR_1500_MS, polling=100)
     host.get_by_role("button", name="Resume").click()
     expect_frames_flowing(viewer)
+    # Resuming is not a new publication: nobody reconnects.
+    assert viewer.evaluate("window.peerConnections.length") == connections
     host.get_by_role("button", name="Share something else").click()
     expect_frames_flowing(viewer)
 
     # A reload: the host's page publishes again, the viewer resubscribes by itself.
-    connections = viewer.evaluate("window.peerConnections.length")
     host.reload()
     host.get_by_role("button", name="Resume sharing").click()
     expect(host.locator("#room-path")).to_contain_text("Broadcast", timeout=20_000)
@@ -404,3 +419,50 @@ def test_a_terminal_host_publishes_to_the_media_server_too(
         assert info["path"] == "broadcast"
     finally:
         share.stop()
+
+
+def test_relay_only_through_turn_in_a_broadcast_room(
+    media_network: None,
+    start_server: Callable[..., ServerProcess],
+    new_page: NewPage,
+    artifacts: Path,
+) -> None:
+    turn = TurnServer(artifacts / "logs", relay_ip="127.0.0.2").start()
+    try:
+        server = start_server(
+            janus=True,
+            janus_ice_addresses="127.0.0.2",
+            mesh_max=1,
+            turn_urls=turn.url,
+            turn_secret=turn.secret,
+            relay_only=True,
+        )
+        host = new_page()
+        track_peer_connections(host)
+        code = start_sharing(host, server.base_url)
+        viewer = new_page()
+        track_peer_connections(viewer)
+        watch(viewer, server.base_url, code)
+        expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(1)
+        expect_frames_flowing(viewer)
+        # Both the upload to Janus and the viewer's stream from it go through the relay.
+        for page in (host, viewer):
+            page.wait_for_function(f"({RELAYED_CONNECTIONS})().then((n) => n === 1)")
+    finally:
+        turn.stop()
+
+
+RELAYED_CONNECTIONS = """async () => {
+  let relayed = 0;
+  for (const pc of window.peerConnections) {
+    if (pc.connectionState !== "connected") continue;
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+        const local = report.get(s.localCandidateId);
+        if (local && local.candidateType === "relay") relayed += 1;
+      }
+    });
+  }
+  return relayed;
+}"""

@@ -275,12 +275,17 @@ class ServerProcess:
 class TurnServer:
     """A private coturn on loopback with a shared secret (TURN REST API credentials)."""
 
-    def __init__(self, log_dir: Path, secret: str = "turn-test-secret") -> None:
+    def __init__(
+        self, log_dir: Path, secret: str = "turn-test-secret", relay_ip: str = "127.0.0.1"
+    ) -> None:
         binary = shutil.which("turnserver")
         if binary is None:
             raise RuntimeError("coturn is not installed (scripts/test installs it)")
         self.binary = binary
         self.secret = secret
+        # Janus answers only peers on its own interface (127.0.0.2 in scripts/netns):
+        # relaying to it, coturn must send from there.
+        self.relay_ip = relay_ip
         self.port = free_port()
         relay_start = 40000 + (self.port % 200) * 100
         self.relay_ports = (relay_start, relay_start + 99)
@@ -298,7 +303,7 @@ class TurnServer:
                 self.binary,
                 "-n",
                 "--listening-ip=127.0.0.1",
-                "--relay-ip=127.0.0.1",
+                f"--relay-ip={self.relay_ip}",
                 f"--listening-port={self.port}",
                 "--use-auth-secret",
                 f"--static-auth-secret={self.secret}",

@@ -263,6 +263,7 @@ class Broadcasts:
             # Janus trickles as soon as it has a description: a candidate the client
             # got before that description would be dropped.
             await described.wait()
+            live = False
             while True:
                 event = await handle.events.get()
                 candidate = candidate_event(event)
@@ -272,7 +273,9 @@ class Broadcasts:
                         participant.participant_id,
                         {"type": Signal.CANDIDATE.value, "from": SFU_ID, "candidate": candidate},
                     )
-                elif _receiving_video(event) and participant.is_host:
+                elif _receiving_video(event) and participant.is_host and not live:
+                    # Once per publication: Janus says so again after every pause.
+                    live = True
                     await self._live(participant.room_id)
                 elif event.get("janus") == "hangup":
                     log.info(
