@@ -194,6 +194,9 @@ def test_two_browsers_and_ten_light_viewers_all_from_one_upload(
     host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
     expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(2)
     host.screenshot(path=str(screenshots / "host-broadcast-twelve.png"))
+    # Twelve is past the mesh cap (--max-viewers, 10): a broadcast room takes more.
+    info = host.evaluate(f"fetch('/api/rooms/{code}').then((r) => r.json())")
+    assert (info["path"], info["maxViewers"]) == ("broadcast", 300)
 
 
 # Records the longest time between two rendered frames of the viewer's video, across
