@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -22,10 +23,16 @@ from .api import classic, rooms, socket
 from .api.deps import error_responses
 from .collector import FreezingCollector
 from .config import Settings
-from .errors import ErrorCode, PeerscreenError, StoreUnavailable, from_validation
+from .errors import (
+    ErrorCode,
+    PeerscreenError,
+    StoreUnavailable,
+    from_validation,
+    unauthorized,
+)
 from .gate import ConnectionGate
 from .ice import check_ice_servers as check_ice_servers_for
-from .ice import relay_configured
+from .ice import media_server_turn, relay_configured
 from .metrics import CONTENT_TYPE
 from .protocol import MAX_BODY_BYTES
 from .ratelimit import (
@@ -385,6 +392,24 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     )
     async def check_ice_servers() -> dict[str, Any]:
         return check_ice_servers_for(settings)
+
+    @app.get("/api/media/turn", include_in_schema=False)
+    async def media_server_turn_credentials(
+        request: Request, api: str | None = None, key: str | None = None
+    ) -> dict[str, Any]:
+        # Janus's turn_rest_api: the media server (never a browser) asks for TURN
+        # credentials, with the admin key the server gave it.
+        expected = settings.janus_admin_key
+        given = api or key or ""
+        if expected is None or not hmac.compare_digest(
+            given.encode(), expected.get_secret_value().encode()
+        ):
+            raise unauthorized("This is for the media server: it needs its key.")
+        credentials = media_server_turn(settings)
+        if credentials is None:
+            raise PeerscreenError(ErrorCode.NOT_FOUND, "This server has no relay (TURN).")
+        logger.info("the media server fetched TURN credentials")
+        return credentials
 
     @app.get("/r/{room_code}", include_in_schema=False)
     async def room_page(room_code: str) -> FileResponse:

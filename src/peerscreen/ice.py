@@ -68,6 +68,21 @@ def ice_servers(
     }
 
 
+def media_server_turn(settings: Settings, now: float | None = None) -> dict[str, Any] | None:
+    """TURN credentials for the media server, in the TURN REST API answer Janus expects
+    (``turn_rest_api``); None when the server has no relay."""
+    if not relay_configured(settings):
+        return None
+    config = ice_servers(settings, "media", "janus", now)
+    turn = next(s for s in config["iceServers"] if s.get("username"))
+    return {
+        "username": turn["username"],
+        "password": turn["credential"],
+        "ttl": settings.turn_ttl,
+        "uris": [u for u in turn["urls"] if u.startswith("turn:")],
+    }
+
+
 CHECK_TTL = 60
 """Seconds the check page's credentials last: enough to test an allocation, not to relay
 a session."""

@@ -451,6 +451,8 @@ def test_relay_only_through_turn_in_a_broadcast_room(
         # Both the upload to Janus and the viewer's stream from it go through the relay.
         for page in (host, viewer):
             page.wait_for_function(f"({RELAYED_CONNECTIONS})().then((n) => n === 1)")
+        # Janus was given the same relay, with credentials it asks this server for.
+        assert "the media server fetched TURN credentials" in server.log()
     finally:
         turn.stop()
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
+
+from peerscreen.ice import turn_credential
+
 from ..support.clients import SocketMember, host_room, join_as, offer_sdp
 from ..support.processes import ServerProcess, free_port
 
@@ -56,3 +60,26 @@ async def test_with_no_media_server_answering_the_room_stays_a_mesh(
     assert "stays a mesh: No media server answers" in server.log()
     for member in (host, *viewers):
         await member.close()
+
+
+async def test_the_media_server_gets_turn_credentials_with_its_key_only(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server(
+        janus_urls=f"ws://127.0.0.1:{free_port()}",
+        janus_admin_key="media-key",
+        turn_urls="turn:127.0.0.1:3478?transport=udp",
+        turn_secret="turn-secret",
+    )
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        for params in ({}, {"api": "wrong"}, {"key": "media-ke"}):
+            refused = await http.get("/api/media/turn", params=params)
+            assert refused.status_code == 401, refused.text
+        answer = await http.get(
+            "/api/media/turn", params={"service": "turn", "api": "media-key", "username": "1"}
+        )
+        assert answer.status_code == 200, answer.text
+        credentials = answer.json()
+    assert credentials["uris"] == ["turn:127.0.0.1:3478?transport=udp"]
+    assert credentials["username"].endswith(":media:janus") and credentials["ttl"] == 3600
+    assert credentials["password"] == turn_credential("turn-secret", credentials["username"])

@@ -37,6 +37,9 @@ class JanusConfig:
     non-loopback interface. Janus never gathers on a loopback interface."""
     stun_server: str | None = None
     """``host:port`` of a STUN server, for a Janus behind NAT to learn its public address."""
+    turn_rest_api: str | None = None
+    """Where Janus asks for TURN credentials (the server's ``/api/media/turn``), with
+    ``admin_secret`` as its key; None when there is no relay."""
     library: Path = LIBRARY
 
     def files(self) -> dict[str, str]:
@@ -47,6 +50,13 @@ class JanusConfig:
         if self.stun_server:
             host, _, port = self.stun_server.rpartition(":")
             nat += [f"stun_server = {_text(host)}", f"stun_port = {int(port)}"]
+        if self.turn_rest_api:
+            nat += [
+                f"turn_rest_api = {_text(self.turn_rest_api)}",
+                f"turn_rest_api_key = {_text(self.admin_secret)}",
+                'turn_rest_api_method = "GET"',
+                "turn_rest_api_timeout = 5",
+            ]
         return {
             "janus.jcfg": _sections(
                 general=[

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from ..children import die_with_parent
 from ..config import Settings
+from ..ice import relay_configured
 from .janus_config import JanusConfig
 
 logger = logging.getLogger("peerscreen.janus")
@@ -48,7 +49,9 @@ class LocalJanus:
         stun = next(
             (u.removeprefix("stun:") for u in settings.stun_urls.split(",") if u.strip()), None
         )
-        return cls((int(low), int(high)), addresses, stun)
+        # Janus gets the same relay as the pages, asking this server for credentials.
+        turn_api = f"{_own_url(settings)}/api/media/turn" if relay_configured(settings) else None
+        return cls((int(low), int(high)), addresses, stun, turn_rest_api=turn_api)
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class LocalJanus:
         stun_server: str | None = None,
         api_secret: str | None = None,
         admin_secret: str | None = None,
+        turn_rest_api: str | None = None,
     ) -> None:
         binary = shutil.which("janus")
         if binary is None:
@@ -74,6 +78,7 @@ class LocalJanus:
             rtp_ports=rtp_ports,
             ice_addresses=ice_addresses,
             stun_server=stun_server,
+            turn_rest_api=turn_rest_api,
         )
         self.folder = Path(tempfile.mkdtemp(prefix="peerscreen-janus-"))
         self.config_file = self.config.write(self.folder)
@@ -156,3 +161,13 @@ class LocalJanus:
         if self._supervisor is not None:
             self._supervisor.join(5)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _own_url(settings: Settings) -> str:
+    """How a process on this machine reaches the server."""
+    host = settings.host
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{settings.scheme}://{host}:{settings.port}"
