@@ -80,9 +80,10 @@ class CandidatePost(_Strict):
 
 
 class SignalPost(_Strict):
-    """Body of POST /api/rooms/{id}/messages: one signaling message."""
+    """Body of POST /api/rooms/{id}/messages: one signaling message, or a viewer's
+    ``subscribe`` / ``switched`` in a broadcast room."""
 
-    type: Literal["offer", "answer", "candidate"]
+    type: Literal["offer", "answer", "candidate", "subscribe", "switched"]
     to: ParticipantIdText | None = None
     desc: SessionDescription | None = None
     candidate: IceCandidate | None = None

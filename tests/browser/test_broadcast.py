@@ -51,6 +51,25 @@ def media_network() -> None:
         pytest.fail("broadcast tests run in scripts/netns (scripts/test does that)")
 
 
+def test_a_long_polling_viewer_receives_the_broadcast_too(
+    media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
+) -> None:
+    """A viewer whose WebSocket cannot open subscribes and answers over HTTP."""
+    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    host = new_page()
+    track_peer_connections(host)
+    code = start_sharing(host, server.base_url)
+    viewer = new_page()
+    viewer.goto(f"{server.base_url}/r/{code}?transport=long-poll")
+    expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(1)
+    expect_frames_flowing(viewer)
+    # The viewer's figures come from its own stream, the host's from its one upload.
+    viewer.get_by_role("button", name="Stats").click()
+    expect(viewer.locator("#stats-overlay")).to_contain_text("1280x720")
+    expect(host.locator("#room-path")).to_contain_text("1280x720")
+    host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
+
+
 def test_past_mesh_max_viewers_the_host_uploads_once(
     media_network: None,
     start_server: Callable[..., ServerProcess],

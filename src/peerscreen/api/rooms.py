@@ -29,7 +29,7 @@ from ..protocol import (
     ViewerJoined,
 )
 from ..ratelimit import Limit, client_ip_of
-from ..rooms import clamp_wait
+from ..rooms import SFU_ID, Signal, clamp_wait
 from ..signaling import parse_room_id
 from .deps import SignalingDep, TokenDep, error_responses
 
@@ -221,6 +221,16 @@ async def post_message(
     room_id: str, body: SignalPost, service: SignalingDep, token: TokenDep
 ) -> Accepted:
     sender = await service.authenticate(parse_room_id(room_id), token)
+    # Broadcast rooms, as on the socket: the media server is addressed "sfu".
+    if body.type == "subscribe":
+        await service.broadcasts.subscribe(sender)
+        return Accepted()
+    if body.type == "switched":
+        await service.broadcasts.switched(sender)
+        return Accepted()
+    if body.to == SFU_ID:
+        await service.broadcasts.signal(sender, Signal(body.type), body.desc, body.candidate)
+        return Accepted()
     seq = await service.mail.send_addressed(sender, body.type, body.to, body.desc, body.candidate)
     return Accepted(seq=seq)
 

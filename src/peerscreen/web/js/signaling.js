@@ -279,6 +279,13 @@ export class SignalingClient extends EventTarget {
    * @returns {Promise<void>}
    */
   request(message) {
+    if (this.transport === "long-poll") {
+      return api(`/api/rooms/${this.roomId}/messages`, {
+        method: "POST",
+        token: this.token,
+        body: message,
+      }).then(() => undefined);
+    }
     const id = `m${this.nextId++}`;
     const socket = this.socket;
     if (!socket) return Promise.reject(new SignalingError("disconnected", "Not connected."));
