@@ -266,6 +266,13 @@ def test_watching_viewers_keep_rendering_through_the_switch_to_broadcast(
     expect_frames_flowing(third)
 
 
+PUBLISHER_MAX_FRAMERATE = """() => {
+  const live = window.peerConnections.filter((pc) => pc.connectionState === "connected");
+  const sender = live.at(-1).getSenders().find((s) => s.track && s.track.kind === "video");
+  return sender.getParameters().encodings[0].maxFramerate;
+}"""
+
+
 NO_FRAMES_FOR_1500_MS = """() => {
   const video = document.getElementById("remote-video");
   const quality = video.getVideoPlaybackQuality().totalVideoFrames;
@@ -283,6 +290,7 @@ def test_in_broadcast_the_host_pauses_switches_source_and_reloads(
     server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
     base = server.base_url
     host = new_page()
+    track_peer_connections(host)
     code = start_sharing(host, base)
     viewer = new_page()
     track_peer_connections(viewer)
@@ -299,6 +307,9 @@ def test_in_broadcast_the_host_pauses_switches_source_and_reloads(
     expect_frames_flowing(viewer)
     # Resuming is not a new publication: nobody reconnects.
     assert viewer.evaluate("window.peerConnections.length") == connections
+    # The quality presets reach the one upload to the media server.
+    host.get_by_label("Motion").check()
+    host.wait_for_function(f"({PUBLISHER_MAX_FRAMERATE})() === 30")
     host.get_by_role("button", name="Share something else").click()
     expect_frames_flowing(viewer)
 
