@@ -501,3 +501,37 @@ RELAYED_CONNECTIONS = """async () => {
   }
   return relayed;
 }"""
+
+
+def test_with_no_media_server_left_a_small_room_goes_back_to_a_mesh(
+    media_network: None,
+    start_server: Callable[..., ServerProcess],
+    two_media_nodes: list[LocalJanus],
+    new_page: NewPage,
+) -> None:
+    only = two_media_nodes[0]
+    two_media_nodes[1].stop()  # this test needs one
+    wait_until(lambda: _answers(only), 10, "the media node")
+    server = start_server(
+        janus_urls=only.url,
+        janus_api_secret="test-api-secret",
+        janus_admin_key="test-admin-key",
+        mesh_max=1,
+    )
+    host = new_page()
+    code = start_sharing(host, server.base_url)
+    viewer = new_page()
+    track_peer_connections(viewer)
+    watch(viewer, server.base_url, code)
+    expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(1)
+    expect_frames_flowing(viewer)
+    only.stop()  # for good, and no other node
+    # Within the recovery time (5 s) the host serves the viewer itself again.
+    expect(host.locator("#room-path")).to_contain_text("Direct", timeout=20_000)
+    expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
+    viewer.wait_for_function(
+        "window.peerConnections.filter((pc) => pc.connectionState === 'connected').length === 1"
+        " && window.peerConnections.length >= 3",
+        timeout=30_000,
+    )
+    expect_frames_flowing(viewer)

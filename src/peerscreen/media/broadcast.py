@@ -348,8 +348,11 @@ class Broadcasts:
 
     async def _recover(self, room_id: str, lost: MediaNode) -> None:
         """Another node if one answers; else the same one once it is back (a supervised
-        Janus restarts within a second); else a mesh again, the host serving each viewer."""
-        deadline = asyncio.get_running_loop().time() + RECOVERY_S
+        Janus restarts within a second). After RECOVERY_S, a room small enough for the
+        host to serve goes back to a mesh; a larger one keeps waiting for a node."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECOVERY_S
+        waiting_said = False
         while True:
             for avoid in (lost.url, None):
                 try:
@@ -357,9 +360,22 @@ class Broadcasts:
                     return
                 except JanusError:
                     pass
-            if asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.25)
+            room = await self.store.get_room(room_id)
+            if room is None or room.ended:
+                return
+            if loop.time() > deadline:
+                viewers = len(await self.store.get_viewers(room_id))
+                if viewers <= room.max_viewers:
+                    break
+                if not waiting_said:
+                    log.warning(
+                        "room %s: no media server answers, and its %d viewers are too many "
+                        "for a mesh: waiting for one",
+                        room_id,
+                        viewers,
+                    )
+                    waiting_said = True
+            await asyncio.sleep(0.25 if loop.time() <= deadline else 1.0)
         log.warning("room %s: no media server answers; back to a mesh", room_id)
         await self.store.set_media_node(room_id, None)
         mesh = {"type": Event.BROADCAST, "state": "mesh"}
