@@ -207,6 +207,10 @@ class Broadcasts:
             handle = await self._call(node.attach())
             link = self._links[key] = self._link(host, node, handle)
             await self._ensure_room(handle, node, room.room_id)
+            # A publisher left over from the host's last page, possibly on another
+            # process's session, would hold the feed id: it goes first.
+            with contextlib.suppress(JanusError):
+                await handle.message({"request": "kick", "room": room.room_id, "id": FEED})
             _, jsep = await self._call(
                 handle.message(
                     {
