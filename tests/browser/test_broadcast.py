@@ -24,7 +24,7 @@ from peerscreen.media.local_janus import LocalJanus
 
 from ..support.commands import ClientCommand, room_link
 from ..support.processes import RedisServer, ServerProcess, TurnServer, wait_until
-from .pages import expect_frames_flowing, start_sharing, track_peer_connections, watch
+from .pages import expect_frames_flowing, say, start_sharing, track_peer_connections, watch
 
 NewPage = Callable[..., Page]
 T = TypeVar("T")
@@ -130,8 +130,13 @@ def test_when_janus_dies_the_room_recovers_and_viewers_render_again(
             timeout=30_000,
         )
         expect_frames_flowing(viewer)
-    assert janus_of(server).pid != first.pid
+    second = janus_of(server)
+    assert second.pid != first.pid
     host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
+    # Janus ends with the server.
+    server.stop()
+    second.wait(10)
+    assert not second.is_running()
 
 
 def media_handles(base: str) -> float:
@@ -163,6 +168,9 @@ def test_passcode_lock_remove_and_end_in_a_broadcast_room(
     for viewer in viewers:
         expect_frames_flowing(viewer)
     wait_until(lambda: media_handles(base) == 3, 10, "host + 2 viewers on Janus")
+    # Chat does not care how the picture travels.
+    say(viewers[0], "Sharp text, thanks")
+    expect(host.locator("#chat-log li")).to_contain_text(["Sharp text, thanks"])
 
     # Locked: a newcomer stays out, those inside keep watching.
     host.get_by_role("button", name="Lock room").click()
