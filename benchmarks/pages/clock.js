@@ -1,0 +1,118 @@
+// A video source that carries its own clock, and the reader that gets it back.
+// Benchmarks only: installed into pages with Playwright's add_init_script.
+//
+// Every frame paints the wall-clock time (Date.now(), ms) and a frame number as 48 bits,
+// each a BLOCK x BLOCK square, black for 1 and white for 0, in a row at the top left;
+// the row below repeats the bits inverted. A reader takes the middle of each square and
+// accepts a frame only when the two rows disagree everywhere: a blurred, half-decoded or
+// foreign frame is rejected rather than read wrong.
+(() => {
+  const BLOCK = 16;
+  const BITS = 48;
+  const TIME_BITS = 40; // ms since 2020-01-01: good for 34 years
+  const EPOCH = Date.UTC(2020, 0, 1);
+
+  /** @param {CanvasRenderingContext2D} ctx @param {number} now @param {number} frame */
+  function paint(ctx, now, frame) {
+    const value = BigInt(Math.round(now - EPOCH)) | (BigInt(frame & 0xff) << BigInt(TIME_BITS));
+    for (let bit = 0; bit < BITS; bit++) {
+      const one = (value >> BigInt(bit)) & 1n;
+      ctx.fillStyle = one ? "#000" : "#fff";
+      ctx.fillRect(bit * BLOCK, 0, BLOCK, BLOCK);
+      ctx.fillStyle = one ? "#fff" : "#000";
+      ctx.fillRect(bit * BLOCK, BLOCK, BLOCK, BLOCK);
+    }
+  }
+
+  /**
+   * The time painted in a frame drawn on ``ctx`` at its natural size, or null.
+   * @param {CanvasRenderingContext2D} ctx @param {number} scale frame width / 1280
+   */
+  function read(ctx, scale = 1) {
+    const size = Math.max(1, Math.round(BLOCK * scale));
+    const strip = ctx.getImageData(0, 0, size * BITS, size * 2).data;
+    const width = size * BITS;
+    const at = (x, y) => {
+      let sum = 0, count = 0;
+      const r = Math.max(1, Math.floor(size / 4));
+      for (let dy = -r; dy < r; dy++) {
+        for (let dx = -r; dx < r; dx++) {
+          const i = ((y + dy) * width + (x + dx)) * 4;
+          sum += strip[i] + strip[i + 1] + strip[i + 2];
+          count += 3;
+        }
+      }
+      return sum / count;
+    };
+    let value = 0n;
+    for (let bit = 0; bit < BITS; bit++) {
+      const cx = Math.floor(bit * size + size / 2);
+      const top = at(cx, Math.floor(size / 2));
+      const bottom = at(cx, Math.floor(size + size / 2));
+      const one = top < 128;
+      // The inverted row must say the opposite, clearly.
+      if (one === bottom < 128 || Math.abs(top - bottom) < 96) return null;
+      if (one) value |= 1n << BigInt(bit);
+    }
+    const time = Number(value & ((1n << BigInt(TIME_BITS)) - 1n)) + EPOCH;
+    const frame = Number(value >> BigInt(TIME_BITS));
+    return { time, frame };
+  }
+
+  /**
+   * A 1280x720 canvas stream painting the clock, text and something that moves.
+   * @param {{fps?: number, width?: number, height?: number}} [options]
+   */
+  function source(options = {}) {
+    const width = options.width ?? 1280;
+    const height = options.height ?? 720;
+    const canvas = document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+    let frame = 0;
+    const draw = () => {
+      ctx.fillStyle = "#f4f4f0";
+      ctx.fillRect(0, 0, width, height);
+      ctx.fillStyle = "#222";
+      ctx.font = "11px sans-serif";
+      for (let line = 0; line < 30; line++) {
+        ctx.fillText(`${line} The quick brown fox jumps over the lazy dog, 0123456789 ${frame}`, 24, 60 + line * 14);
+      }
+      ctx.fillStyle = "#3a6ea5";
+      ctx.fillRect((frame * 8) % width, height - 120, 80, 80);
+      paint(ctx, Date.now(), frame);
+      frame += 1;
+    };
+    draw();
+    setInterval(draw, 1000 / (options.fps ?? 30));
+    return canvas.captureStream(options.fps ?? 30);
+  }
+
+  /**
+   * Read every rendered frame of ``video``; ``window.clockReadings`` collects
+   * ``{latency, frame, at}`` and ``window.clockRejected`` counts unreadable frames.
+   * @param {HTMLVideoElement} video
+   */
+  function watch(video) {
+    const canvas = document.createElement("canvas");
+    const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d", { willReadFrequently: true }));
+    window.clockReadings = [];
+    window.clockRejected = 0;
+    const tick = () => {
+      const now = Date.now();
+      if (video.videoWidth) {
+        canvas.width = video.videoWidth;
+        canvas.height = video.videoHeight;
+        ctx.drawImage(video, 0, 0);
+        const got = read(ctx, video.videoWidth / 1280);
+        if (got) window.clockReadings.push({ latency: now - got.time, frame: got.frame, at: now });
+        else window.clockRejected += 1;
+      }
+      video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
+  }
+
+  window.peerscreenClock = { paint, read, source, watch, BLOCK, BITS };
+})();
