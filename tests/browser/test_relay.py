@@ -84,6 +84,9 @@ def test_stats_overlay_and_metrics_show_what_happened(
     expect(host.locator("#upload-total")).to_contain_text("uploading")
     expect(host.locator("#no-relay-hint")).to_be_hidden()
     expect(host.locator("#viewer-list .link-stats").first).to_contain_text("fps")
+    # Both overlays say which codec is in use.
+    expect(host.locator("#viewer-list .link-stats").first).to_contain_text("VP8")
+    expect(overlay.locator("[data-stat=codec]")).to_have_text("VP8")
 
     def metric(name: str) -> float:
         """A sample's value from /metrics (0 when absent)."""

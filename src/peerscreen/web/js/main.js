@@ -398,7 +398,7 @@ function setUpHostControls() {
       if (!sampler) samplers.set(pc, (sampler = new StatsSampler(pc, "outbound")));
       const stats = await sampler.sample();
       total += stats.bitrateKbps;
-      return `${stats.width}x${stats.height}, ${Math.round(stats.fps)} fps, ${stats.bitrateKbps} kbit/s, ${stats.rttMs ?? "-"} ms, ${stats.path}`;
+      return `${stats.codec || "-"}, ${stats.width}x${stats.height}, ${Math.round(stats.fps)} fps, ${stats.bitrateKbps} kbit/s, ${stats.rttMs ?? "-"} ms, ${stats.path}`;
     };
     for (const entry of session.viewers.values()) {
       const cell = document.querySelector(`#viewer-list li[data-viewer-id="${entry.id}"] .link-stats`);
