@@ -6,8 +6,8 @@ pages/clock.js, tested in tests/browser/test_clock_reader.py), handed to the pag
 place of the screen capture. The viewer page reads the time back from every frame its
 video renders (requestVideoFrameCallback, drawn to a canvas); both pages run on this
 machine's clock. For each codec Chromium offers (the host's connections are told to
-prefer it: setCodecPreferences), ``--seconds`` of readings, ``--repeats`` times, codecs
-alternated: p50/p95/p99/max latency, frames a second, and freezes (gaps between rendered
+prefer it: setCodecPreferences) and each of the page's presets (detail, motion),
+``--seconds`` of readings, ``--repeats`` times, alternated: p50/p95/p99/max latency, frames a second, and freezes (gaps between rendered
 frames over 200 ms). The receiver's jitter buffer delay and the sender's encode time per
 frame come from getStats.
 
@@ -93,7 +93,7 @@ TRACK_PCS = """(() => {
 })();"""
 
 
-def share(browser: Browser, base: str, codec: str) -> tuple[Page, str]:
+def share(browser: Browser, base: str, codec: str, preset: str) -> tuple[Page, str]:
     host = browser.new_context(bypass_csp=True).new_page()
     host.add_init_script(TRACK_PCS)
     host.add_init_script(CLOCK)
@@ -101,11 +101,13 @@ def share(browser: Browser, base: str, codec: str) -> tuple[Page, str]:
     host.goto(f"{base}/?codec={codec}")
     host.get_by_role("button", name="Start sharing").click()
     host.wait_for_function("document.getElementById('room-code').textContent.length")
+    if preset == "motion":
+        host.get_by_label("Motion").check()
     return host, host.locator("#room-code").inner_text()
 
 
-def measure(browser: Browser, base: str, codec: str, seconds: float) -> dict[str, Any]:
-    host, code = share(browser, base, codec)
+def measure(browser: Browser, base: str, codec: str, preset: str, seconds: float) -> dict[str, Any]:
+    host, code = share(browser, base, codec, preset)
     viewer = browser.new_context(bypass_csp=True).new_page()
     viewer.add_init_script(TRACK_PCS)
     viewer.add_init_script(CLOCK)
@@ -138,6 +140,7 @@ def measure(browser: Browser, base: str, codec: str, seconds: float) -> dict[str
     encoded = sender["framesEncoded"] - sender_before["framesEncoded"]
     return {
         "codec": codec,
+        "preset": preset,
         "negotiated": receiver["codec"],
         "readings": len(latencies),
         "rejected": rejected,
@@ -167,6 +170,7 @@ def measure(browser: Browser, base: str, codec: str, seconds: float) -> dict[str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--codecs", default=",".join(CODECS))
+    parser.add_argument("--presets", default="detail,motion")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -174,6 +178,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     if not 1 <= args.repeats <= 10 or not 5 <= args.seconds <= 300:
         parser.error("--repeats 1-10, --seconds 5-300")
     port = free_port()
@@ -185,19 +190,20 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
             for repeat in range(args.repeats):
-                for codec in codecs:  # alternated, so a noisy moment hits every codec
-                    result = measure(browser, base, codec, args.seconds)
-                    result["repeat"] = repeat + 1
-                    runs.append(result)
-                    print(json.dumps(result), flush=True)
+                for preset in presets:
+                    for codec in codecs:  # alternated: a noisy moment hits every codec
+                        result = measure(browser, base, codec, preset, args.seconds)
+                        result["repeat"] = repeat + 1
+                        runs.append(result)
+                        print(json.dumps(result), flush=True)
             browser.close()
     finally:
         server.terminate()
         server.wait(10)
     summary = {}
-    for codec in codecs:
-        mine = [r for r in runs if r["codec"] == codec]
-        summary[codec] = {
+    for preset, codec in [(p, c) for p in presets for c in codecs]:
+        mine = [r for r in runs if r["codec"] == codec and r["preset"] == preset]
+        summary[f"{preset} {codec}"] = {
             "p50_ms": [r["p50_ms"] for r in mine],
             "p95_ms": [r["p95_ms"] for r in mine],
             "median_p50_ms": statistics.median(r["p50_ms"] for r in mine),
