@@ -1,15 +1,15 @@
 """Glass-to-glass latency: from the moment the host's source paints a frame to the moment
-the viewer's page renders it, per codec, on loopback.
+the viewer's page renders it, per codec and preset, on loopback.
 
 The host page shares a canvas that paints the wall-clock time as blocks (benchmarks/
 pages/clock.js, tested in tests/browser/test_clock_reader.py), handed to the page in
 place of the screen capture. The viewer page reads the time back from every frame its
 video renders (requestVideoFrameCallback, drawn to a canvas); both pages run on this
 machine's clock. For each codec Chromium offers (the host's connections are told to
-prefer it: setCodecPreferences) and each of the page's presets (detail, motion),
-``--seconds`` of readings, ``--repeats`` times, alternated: p50/p95/p99/max latency, frames a second, and freezes (gaps between rendered
-frames over 200 ms). The receiver's jitter buffer delay and the sender's encode time per
-frame come from getStats.
+prefer it: setCodecPreferences) and each of the page's presets (detail, motion):
+``--seconds`` of readings, ``--repeats`` times, alternated. Reported: p50/p95/p99/max
+latency, frames a second, freezes (gaps between rendered frames over 200 ms), and from
+getStats the receiver's jitter buffer delay and the sender's encode time per frame.
 
     python benchmarks/glass_to_glass.py             # writes results/glass.json
 """
