@@ -59,6 +59,82 @@
     return { time, frame };
   }
 
+  /** The text area: x, y, width, height, in a 1280x720 frame. */
+  const TEXT_AREA = [16, 48, 640, 424];
+
+  /**
+   * Small text, the same for a given frame number, in TEXT_AREA: what the sharpness
+   * measure compares the received frame against.
+   * @param {CanvasRenderingContext2D} ctx @param {number} frame
+   */
+  function drawText(ctx, frame) {
+    const [x, y, w, h] = TEXT_AREA;
+    ctx.fillStyle = "#f4f4f0";
+    ctx.fillRect(x, y, w, h);
+    ctx.fillStyle = "#222";
+    ctx.font = "11px sans-serif";
+    for (let line = 0; line < 30; line++) {
+      ctx.fillText(`${line} The quick brown fox jumps over the lazy dog, 0123456789 ${frame & 0xff}`, x + 8, y + 12 + line * 14);
+    }
+  }
+
+  /**
+   * Grey levels of a region of a canvas.
+   * @param {CanvasRenderingContext2D} ctx @param {number[]} area
+   */
+  function grey(ctx, area) {
+    const [x, y, w, h] = area;
+    const data = ctx.getImageData(x, y, w, h).data;
+    const out = new Float32Array(w * h);
+    for (let i = 0; i < out.length; i++) {
+      out[i] = 0.299 * data[i * 4] + 0.587 * data[i * 4 + 1] + 0.114 * data[i * 4 + 2];
+    }
+    return out;
+  }
+
+  /**
+   * Mean SSIM (8x8 windows, step 4) and PSNR of two grey images of one size.
+   * @param {Float32Array} a @param {Float32Array} b @param {number} w @param {number} h
+   */
+  function compare(a, b, w, h) {
+    const C1 = (0.01 * 255) ** 2, C2 = (0.03 * 255) ** 2;
+    let total = 0, windows = 0, squared = 0;
+    for (let i = 0; i < a.length; i++) squared += (a[i] - b[i]) ** 2;
+    for (let y = 0; y + 8 <= h; y += 4) {
+      for (let x = 0; x + 8 <= w; x += 4) {
+        let ma = 0, mb = 0;
+        for (let dy = 0; dy < 8; dy++) for (let dx = 0; dx < 8; dx++) {
+          const i = (y + dy) * w + x + dx; ma += a[i]; mb += b[i];
+        }
+        ma /= 64; mb /= 64;
+        let va = 0, vb = 0, cov = 0;
+        for (let dy = 0; dy < 8; dy++) for (let dx = 0; dx < 8; dx++) {
+          const i = (y + dy) * w + x + dx;
+          va += (a[i] - ma) ** 2; vb += (b[i] - mb) ** 2; cov += (a[i] - ma) * (b[i] - mb);
+        }
+        va /= 63; vb /= 63; cov /= 63;
+        total += ((2 * ma * mb + C1) * (2 * cov + C2)) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
+        windows += 1;
+      }
+    }
+    const mse = squared / a.length;
+    return { ssim: total / windows, psnr: mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse) };
+  }
+
+  /**
+   * How close the text in a received 1280x720 frame is to what was painted for it.
+   * @param {CanvasRenderingContext2D} received @param {number} frame
+   */
+  function sharpness(received, frame) {
+    const reference = document.createElement("canvas");
+    reference.width = 1280;
+    reference.height = 720;
+    const ref = /** @type {CanvasRenderingContext2D} */ (reference.getContext("2d", { willReadFrequently: true }));
+    drawText(ref, frame);
+    const [, , w, h] = TEXT_AREA;
+    return compare(grey(ref, TEXT_AREA), grey(received, TEXT_AREA), w, h);
+  }
+
   /**
    * A 1280x720 canvas stream painting the clock, text and something that moves.
    * @param {{fps?: number, width?: number, height?: number}} [options]
@@ -74,11 +150,7 @@
     const draw = () => {
       ctx.fillStyle = "#f4f4f0";
       ctx.fillRect(0, 0, width, height);
-      ctx.fillStyle = "#222";
-      ctx.font = "11px sans-serif";
-      for (let line = 0; line < 30; line++) {
-        ctx.fillText(`${line} The quick brown fox jumps over the lazy dog, 0123456789 ${frame}`, 24, 60 + line * 14);
-      }
+      drawText(ctx, frame);
       ctx.fillStyle = "#3a6ea5";
       ctx.fillRect((frame * 8) % width, height - 120, 80, 80);
       paint(ctx, Date.now(), frame);
@@ -99,6 +171,8 @@
     const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d", { willReadFrequently: true }));
     window.clockReadings = [];
     window.clockRejected = 0;
+    window.clockSharpness = [];
+    let read_count = 0;
     const tick = () => {
       const now = Date.now();
       if (video.videoWidth) {
@@ -106,13 +180,21 @@
         canvas.height = video.videoHeight;
         ctx.drawImage(video, 0, 0);
         const got = read(ctx, video.videoWidth / 1280);
-        if (got) window.clockReadings.push({ latency: now - got.time, frame: got.frame, at: now });
-        else window.clockRejected += 1;
+        if (got) {
+          window.clockReadings.push({ latency: now - got.time, frame: got.frame, at: now });
+          // Text sharpness on every 5th frame: the comparison costs some CPU.
+          read_count += 1;
+          if (read_count % 5 === 0 && video.videoWidth === 1280) {
+            window.clockSharpness.push(sharpness(ctx, got.frame));
+          }
+        } else {
+          window.clockRejected += 1;
+        }
       }
       video.requestVideoFrameCallback(tick);
     };
     video.requestVideoFrameCallback(tick);
   }
 
-  window.peerscreenClock = { paint, read, source, watch, BLOCK, BITS };
+  window.peerscreenClock = { paint, read, source, watch, drawText, sharpness, BLOCK, BITS };
 })();

@@ -77,6 +77,28 @@ def test_frames_without_a_valid_clock_are_rejected_not_misread(new_page: NewPage
     assert results == {"noise": None, "blank": None, "damaged": None, "blurred": None}
 
 
+def test_text_sharpness_is_perfect_for_the_source_and_lower_once_blurred(
+    new_page: NewPage,
+) -> None:
+    page = clock_page(new_page)
+    result = page.evaluate(
+        """() => {
+      const { drawText, sharpness } = window.peerscreenClock;
+      const canvas = document.createElement("canvas"); canvas.width = 1280; canvas.height = 720;
+      const ctx = canvas.getContext("2d", { willReadFrequently: true });
+      drawText(ctx, 42);
+      const same = sharpness(ctx, 42);
+      ctx.filter = "blur(1px)"; ctx.drawImage(canvas, 0, 0); ctx.filter = "none";
+      const blurred = sharpness(ctx, 42);
+      return { same, blurred };
+    }"""
+    )
+    assert result["same"]["ssim"] == 1.0
+    assert result["same"]["psnr"] is None or result["same"]["psnr"] > 99  # Infinity
+    assert 0.3 < result["blurred"]["ssim"] < 0.95
+    assert result["blurred"]["psnr"] < 30
+
+
 CLOCK_AS_SCREEN = """
 navigator.mediaDevices.getDisplayMedia = async () => window.peerscreenClock.source({ fps: 30 });
 """
