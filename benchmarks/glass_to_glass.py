@@ -106,7 +106,21 @@ def share(browser: Browser, base: str, codec: str, preset: str) -> tuple[Page, s
     return host, host.locator("#room-code").inner_text()
 
 
-def measure(browser: Browser, base: str, codec: str, preset: str, seconds: float) -> dict[str, Any]:
+CAP_BITRATE = """async (kbps) => {
+  for (const pc of window.peerConnections) {
+    for (const sender of pc.getSenders()) {
+      if (!sender.track || sender.track.kind !== "video") continue;
+      const parameters = sender.getParameters();
+      for (const encoding of parameters.encodings) encoding.maxBitrate = kbps * 1000;
+      await sender.setParameters(parameters);
+    }
+  }
+}"""
+
+
+def measure(
+    browser: Browser, base: str, codec: str, preset: str, seconds: float, cap: int | None
+) -> dict[str, Any]:
     host, code = share(browser, base, codec, preset)
     viewer = browser.new_context(bypass_csp=True).new_page()
     viewer.add_init_script(TRACK_PCS)
@@ -115,6 +129,9 @@ def measure(browser: Browser, base: str, codec: str, preset: str, seconds: float
     viewer.wait_for_function(
         "document.getElementById('remote-video').videoWidth > 0", timeout=30_000
     )
+    if cap is not None:  # after the page set its own encoder parameters on connect
+        viewer.wait_for_timeout(500)
+        host.evaluate(CAP_BITRATE, cap)
     # Settle: the first seconds of a connection ramp its bitrate up.
     viewer.wait_for_timeout(2000)
     viewer.evaluate("window.peerscreenClock.watch(document.getElementById('remote-video'))")
@@ -124,6 +141,7 @@ def measure(browser: Browser, base: str, codec: str, preset: str, seconds: float
     viewer.wait_for_timeout(seconds * 1000)
     elapsed = time.monotonic() - started
     readings = viewer.evaluate("window.clockReadings")
+    sharpness = viewer.evaluate("window.clockSharpness")
     rejected = viewer.evaluate("window.clockRejected")
     receiver = viewer.evaluate(RECEIVER_STATS)
     sender = host.evaluate(SENDER_STATS)
@@ -138,9 +156,14 @@ def measure(browser: Browser, base: str, codec: str, preset: str, seconds: float
 
     emitted = receiver["emitted"] - receiver_before["emitted"]
     encoded = sender["framesEncoded"] - sender_before["framesEncoded"]
+    ssims = [s["ssim"] for s in sharpness]
+    psnrs = [s["psnr"] for s in sharpness if s["psnr"] is not None]
     return {
         "codec": codec,
         "preset": preset,
+        "cap_kbps": cap,
+        "text_ssim": round(statistics.median(ssims), 4) if ssims else None,
+        "text_psnr_db": round(statistics.median(psnrs), 1) if psnrs else None,
         "negotiated": receiver["codec"],
         "readings": len(latencies),
         "rejected": rejected,
@@ -171,6 +194,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--codecs", default=",".join(CODECS))
     parser.add_argument("--presets", default="detail,motion")
+    parser.add_argument(
+        "--caps", default="", help="bitrate caps in kbit/s, e.g. 300,1000,3000 (none: uncapped)"
+    )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -179,6 +205,7 @@ def main() -> int:
     args = parser.parse_args()
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    caps: list[int | None] = [int(c) for c in args.caps.split(",") if c.strip()] or [None]
     if not 1 <= args.repeats <= 10 or not 5 <= args.seconds <= 300:
         parser.error("--repeats 1-10, --seconds 5-300")
     port = free_port()
@@ -190,9 +217,9 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
             for repeat in range(args.repeats):
-                for preset in presets:
+                for preset, cap in [(p, c) for p in presets for c in caps]:
                     for codec in codecs:  # alternated: a noisy moment hits every codec
-                        result = measure(browser, base, codec, preset, args.seconds)
+                        result = measure(browser, base, codec, preset, args.seconds, cap)
                         result["repeat"] = repeat + 1
                         runs.append(result)
                         print(json.dumps(result), flush=True)
@@ -201,9 +228,13 @@ def main() -> int:
         server.terminate()
         server.wait(10)
     summary = {}
-    for preset, codec in [(p, c) for p in presets for c in codecs]:
-        mine = [r for r in runs if r["codec"] == codec and r["preset"] == preset]
-        summary[f"{preset} {codec}"] = {
+    for preset, cap, codec in [(p, k, c) for p in presets for k in caps for c in codecs]:
+        mine = [
+            r
+            for r in runs
+            if r["codec"] == codec and r["preset"] == preset and r["cap_kbps"] == cap
+        ]
+        summary[f"{preset} {cap or 'uncapped'} {codec}"] = {
             "p50_ms": [r["p50_ms"] for r in mine],
             "p95_ms": [r["p95_ms"] for r in mine],
             "median_p50_ms": statistics.median(r["p50_ms"] for r in mine),
