@@ -83,3 +83,18 @@ async def test_the_media_server_gets_turn_credentials_with_its_key_only(
     assert credentials["uris"] == ["turn:127.0.0.1:3478?transport=udp"]
     assert credentials["username"].endswith(":media:janus") and credentials["ttl"] == 3600
     assert credentials["password"] == turn_credential("turn-secret", credentials["username"])
+
+
+async def test_signals_to_the_media_server_count_against_the_signal_rate(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """A viewer asking for subscriptions in a loop is stopped like any other flood."""
+    server = start_server(rate_signal="5/minute")
+    host = await host_room(server.base_url)
+    viewer = await join_as(server.base_url, host.room_id)
+    assert isinstance(viewer, SocketMember)
+    codes = [(await refusal(viewer, {"type": "subscribe"}))[0] for _ in range(8)]
+    assert codes[:5] == ["invalid_request"] * 5  # counted, then refused: not broadcast
+    assert codes[5:] == ["rate_limited"] * 3
+    for member in (host, viewer):
+        await member.close()

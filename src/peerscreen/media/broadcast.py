@@ -146,6 +146,7 @@ class Broadcasts:
     async def signal(self, sender: Participant, signal: Signal, desc: Any, candidate: Any) -> None:
         """An offer, answer or candidate addressed ``sfu``."""
         check_sfu_signal(sender, signal)
+        self._count(sender)
         room = await self.store.get_room(sender.room_id)
         if room is None or room.media_node is None:
             raise not_broadcast()
@@ -169,6 +170,7 @@ class Broadcasts:
         """Ask the media server for this viewer's offer, which arrives in its mailbox."""
         if viewer.is_host:
             raise PeerscreenError(ErrorCode.FORBIDDEN, "The host publishes; viewers subscribe.")
+        self._count(viewer)  # each subscription costs Janus a handle and an offer
         room = await self.store.get_room(viewer.room_id)
         if room is None or room.media_node is None:
             raise not_broadcast()
@@ -312,12 +314,16 @@ class Broadcasts:
 
     async def left(self, participant: Participant) -> None:
         """The participant's socket closed here, or it left: its handles go."""
-        await self._drop((participant.room_id, participant.participant_id))
+        key = (participant.room_id, participant.participant_id)
+        await self._drop(key)
+        self._forget_lock(key)
 
     async def ended(self, room: RoomRecord) -> None:
         """The room ended: this process's handles go, and so does the VideoRoom."""
         for key in [k for k in self._links if k[0] == room.room_id]:
             await self._drop(key)
+        for key in [k for k in self._locks if k[0] == room.room_id]:
+            self._forget_lock(key)
         node = self.nodes.get(room.media_node or "")
         if node is None or not node.healthy:
             return
@@ -402,6 +408,18 @@ class Broadcasts:
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
+
+    def _forget_lock(self, key: tuple[str, str]) -> None:
+        """A participant gone holds no lock here: the map stays as large as the room."""
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked():
+            del self._locks[key]
+
+    def _count(self, sender: Participant) -> None:
+        """Signals to the media server count against --rate-signal like any others: each
+        costs a Janus request."""
+        if self.mail.rate_limits is not None:
+            self.mail.rate_limits.take_signal(sender.room_id, sender.participant_id)
 
     @staticmethod
     async def _call(work: Any) -> Any:
