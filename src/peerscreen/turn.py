@@ -11,14 +11,12 @@ import logging
 import os
 import secrets
 import shutil
-import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from .children import die_with_parent
+from .children import Supervised
 from .config import Settings
 
 logger = logging.getLogger("peerscreen.turn")
@@ -72,9 +70,7 @@ class LocalTurn:
         descriptor = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as config:
             config.write(f"static-auth-secret={self.secret}\n")
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-        self._supervisor: threading.Thread | None = None
+        self._child: Supervised | None = None
 
     def settings_for(self, settings: Settings) -> Settings:
         """The server's settings, pointing at this coturn with its generated secret."""
@@ -114,45 +110,11 @@ class LocalTurn:
         return args
 
     def start(self) -> None:
-        self._spawn()
-        self._supervisor = threading.Thread(target=self._supervise, name="turn", daemon=True)
-        self._supervisor.start()
+        self._child = Supervised("coturn", self.command(), first_delay=1.0)
+        self._child.start()
         logger.info("coturn on port %d (relay ports %d-%d)", self.port, *self.relay_ports)
 
-    def _spawn(self) -> None:
-        self._process = subprocess.Popen(
-            self.command(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=str(Path.cwd()),
-            preexec_fn=die_with_parent,
-        )
-
-    def _supervise(self) -> None:
-        delay = 1.0
-        while not self._stopping.is_set():
-            process = self._process
-            if process is None:
-                return
-            code = process.wait()
-            if self._stopping.is_set():
-                return
-            logger.warning("coturn exited with %s; restarting in %.0f s", code, delay)
-            if self._stopping.wait(delay):
-                return
-            delay = min(delay * 2, 30.0)
-            self._spawn()
-
     def stop(self) -> None:
-        self._stopping.set()
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._supervisor is not None:
-            self._supervisor.join(5)
+        if self._child is not None:
+            self._child.stop()
         shutil.rmtree(self.config_dir, ignore_errors=True)

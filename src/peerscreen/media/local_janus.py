@@ -13,14 +13,12 @@ import logging
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from ..children import die_with_parent
+from ..children import Supervised
 from ..config import Settings
 from ..ice import relay_configured
 from .janus_config import JanusConfig
@@ -83,10 +81,7 @@ class LocalJanus:
         self.folder = Path(tempfile.mkdtemp(prefix="peerscreen-janus-"))
         self.config_file = self.config.write(self.folder)
         self.log_file = self.folder / "janus.log"
-        self.restarts = 0
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-        self._supervisor: threading.Thread | None = None
+        self._child = Supervised("janus", self.command(), first_delay=0.2)
 
     @property
     def url(self) -> str:
@@ -105,7 +100,8 @@ class LocalJanus:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        process = self._child.process
+        return process.pid if process is not None else None
 
     def command(self) -> list[str]:
         return [
@@ -118,48 +114,15 @@ class LocalJanus:
         ]  # fmt: skip
 
     def start(self) -> None:
-        self._spawn()
-        self._supervisor = threading.Thread(target=self._supervise, name="janus", daemon=True)
-        self._supervisor.start()
+        self._child.start()
         logger.info("janus API on %s (RTP ports %d-%d)", self.url, *self.config.rtp_ports)
 
-    def _spawn(self) -> None:
-        self._process = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
-
-    def _supervise(self) -> None:
-        delay = 0.2
-        while not self._stopping.is_set():
-            process = self._process
-            if process is None:
-                return
-            code = process.wait()
-            if self._stopping.is_set():
-                return
-            logger.warning("janus exited with %s; restarting in %.1f s", code, delay)
-            if self._stopping.wait(delay):
-                return
-            delay = min(delay * 2, 30.0)
-            self.restarts += 1
-            self._spawn()
+    @property
+    def restarts(self) -> int:
+        return self._child.restarts
 
     def stop(self) -> None:
-        self._stopping.set()
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._supervisor is not None:
-            self._supervisor.join(5)
+        self._child.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
