@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import select
 import shutil
 import statistics
 import subprocess
@@ -35,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from join_latency import ARGS, FIRST_FRAME, free_port, start_server, summary, wait_for
+from join_latency import ARGS, TRACK_PCS, free_port, start_server, summary
 from playwright.sync_api import Browser, Page, sync_playwright
+from watch_first_frame import browser_once
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHT = Path(__file__).resolve().parent / "light_viewers.py"
@@ -55,13 +57,6 @@ OUTBOUND = """async () => {
   }
   return {bytes, frames, streams};
 }"""
-TRACK_PCS = """(() => {
-  const Native = window.RTCPeerConnection;
-  window.peerConnections = [];
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) { super(...args); window.peerConnections.push(this); }
-  };
-})();"""
 
 
 class LightViewers:
@@ -76,8 +71,12 @@ class LightViewers:
         )
         self.count = count
 
-    def report(self) -> dict[str, Any]:
+    def report(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The next report; they come once a second, so silence means it is stuck."""
         assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            raise RuntimeError(f"the light viewers said nothing for {timeout} s")
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError("the light viewers stopped")
@@ -249,13 +248,7 @@ def first_frames(browser: Browser, links: dict[str, str], joins: int) -> dict[st
     samples: dict[str, list[float]] = {name: [] for name in links}
     for _ in range(joins):
         for name, link in links.items():
-            context = browser.new_context(bypass_csp=True)
-            context.add_init_script(FIRST_FRAME)
-            page = context.new_page()
-            started = time.time() * 1000
-            page.goto(link)
-            samples[name].append(float(wait_for(page, "window.firstFrameAt")) - started)
-            context.close()
+            samples[name].append(browser_once(browser, link))
     return samples
 
 

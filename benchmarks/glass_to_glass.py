@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from join_latency import ARGS, free_port, start_server
+from join_latency import ARGS, TRACK_PCS, free_port, start_server
 from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,13 +84,6 @@ SENDER_STATS = """async () => {
   }
   return out;
 }"""
-TRACK_PCS = """(() => {
-  const Native = window.RTCPeerConnection;
-  window.peerConnections = [];
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) { super(...args); window.peerConnections.push(this); }
-  };
-})();"""
 
 
 def share(browser: Browser, base: str, codec: str, preset: str) -> tuple[Page, str]:

@@ -69,6 +69,15 @@ FIRST_FRAME = """
 })();
 """
 
+# Lists the page's peer connections in window.peerConnections (installed before its scripts).
+TRACK_PCS = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.peerConnections = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.peerConnections.push(this); }
+  };
+})();"""
+
 # The original single-viewer flow, polling every second through the REST endpoints.
 SEED_PAGE = (Path(__file__).parent / "original_flow.html").read_text()
 
