@@ -51,11 +51,27 @@ def media_network() -> None:
         pytest.fail("broadcast tests run in scripts/netns (scripts/test does that)")
 
 
+def expect_reconnected(viewer: Page) -> None:
+    """The viewer renders again over a new connection (a third one: its first from the
+    host, its first from the media server, then this), the others closed, unreloaded."""
+    viewer.wait_for_function(
+        "window.peerConnections.filter((pc) => pc.connectionState === 'connected').length"
+        " === 1 && window.peerConnections.length >= 3",
+        timeout=30_000,
+    )
+    expect_frames_flowing(viewer)
+
+
+def janus_server(start_server: Callable[..., ServerProcess], **options: object) -> ServerProcess:
+    """A server with its own Janus, offering candidates on the namespace's 127.0.0.2."""
+    return start_server(janus=True, janus_ice_addresses="127.0.0.2", **options)
+
+
 def test_a_long_polling_viewer_receives_the_broadcast_too(
     media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
 ) -> None:
     """A viewer whose WebSocket cannot open subscribes and answers over HTTP."""
-    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    server = janus_server(start_server, mesh_max=1)
     host = new_page()
     track_peer_connections(host)
     code = start_sharing(host, server.base_url)
@@ -76,7 +92,7 @@ def test_past_mesh_max_viewers_the_host_uploads_once(
     new_page: NewPage,
     screenshots: Path,
 ) -> None:
-    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=2)
+    server = janus_server(start_server, mesh_max=2)
     base = server.base_url
     host = new_page()
     track_peer_connections(host)
@@ -106,7 +122,7 @@ def janus_of(server: ServerProcess) -> psutil.Process:
 def test_when_janus_dies_the_room_recovers_and_viewers_render_again(
     media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
 ) -> None:
-    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    server = janus_server(start_server, mesh_max=1)
     base = server.base_url
     host = new_page()
     track_peer_connections(host)
@@ -124,12 +140,7 @@ def test_when_janus_dies_the_room_recovers_and_viewers_render_again(
     # The supervisor starts a new Janus; the host publishes to it, viewers resubscribe,
     # each on a new connection, without reloading.
     for viewer in viewers:
-        viewer.wait_for_function(
-            "window.peerConnections.filter((pc) => pc.connectionState === 'connected').length"
-            " === 1 && window.peerConnections.length >= 3",
-            timeout=30_000,
-        )
-        expect_frames_flowing(viewer)
+        expect_reconnected(viewer)
     second = janus_of(server)
     assert second.pid != first.pid
     host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
@@ -149,7 +160,7 @@ def media_handles(base: str) -> float:
 def test_passcode_lock_remove_and_end_in_a_broadcast_room(
     media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
 ) -> None:
-    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    server = janus_server(start_server, mesh_max=1)
     base = server.base_url
     host = new_page()
     code = start_sharing(host, base)
@@ -198,7 +209,7 @@ def test_two_browsers_and_ten_light_viewers_all_from_one_upload(
     new_page: NewPage,
     screenshots: Path,
 ) -> None:
-    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=2)
+    server = janus_server(start_server, mesh_max=2)
     base = server.base_url
     host = new_page()
     track_peer_connections(host)
@@ -247,7 +258,7 @@ WATCH_GAPS = """() => {
 def test_watching_viewers_keep_rendering_through_the_switch_to_broadcast(
     media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
 ) -> None:
-    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=3)
+    server = janus_server(start_server, mesh_max=3)
     base = server.base_url
     host = new_page()
     track_peer_connections(host)
@@ -295,7 +306,7 @@ NO_FRAMES_FOR_1500_MS = """() => {
 def test_in_broadcast_the_host_pauses_switches_source_and_reloads(
     media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
 ) -> None:
-    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    server = janus_server(start_server, mesh_max=1)
     base = server.base_url
     host = new_page()
     track_peer_connections(host)
@@ -400,12 +411,7 @@ def test_two_processes_on_one_redis_and_two_media_nodes(
 
     placed[0].stop()  # for good: no restart
     for viewer in viewers:
-        viewer.wait_for_function(
-            "window.peerConnections.filter((pc) => pc.connectionState === 'connected').length"
-            " === 1 && window.peerConnections.length >= 3",
-            timeout=30_000,
-        )
-        expect_frames_flowing(viewer)
+        expect_reconnected(viewer)
     assert len(rooms_on(other)) == 1, "the room moved to the node that lives"
     host.wait_for_function(f"({OUTBOUND_VIDEO})().then((n) => n === 1)")
 
@@ -435,7 +441,7 @@ def test_a_terminal_host_publishes_to_the_media_server_too(
     new_page: NewPage,
     artifacts: Path,
 ) -> None:
-    server = start_server(janus=True, janus_ice_addresses="127.0.0.2", mesh_max=1)
+    server = janus_server(start_server, mesh_max=1)
     share = ClientCommand(
         artifacts / "logs",
         "share", "--server", server.base_url, "--test-pattern", "--size", "640x360",
@@ -470,9 +476,8 @@ def test_relay_only_through_turn_in_a_broadcast_room(
 ) -> None:
     turn = TurnServer(artifacts / "logs", relay_ip="127.0.0.2").start()
     try:
-        server = start_server(
-            janus=True,
-            janus_ice_addresses="127.0.0.2",
+        server = janus_server(
+            start_server,
             mesh_max=1,
             turn_urls=turn.url,
             turn_secret=turn.secret,
@@ -537,9 +542,4 @@ def test_with_no_media_server_left_a_small_room_goes_back_to_a_mesh(
     # Within the recovery time (5 s) the host serves the viewer itself again.
     expect(host.locator("#room-path")).to_contain_text("Direct", timeout=20_000)
     expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(1)
-    viewer.wait_for_function(
-        "window.peerConnections.filter((pc) => pc.connectionState === 'connected').length === 1"
-        " && window.peerConnections.length >= 3",
-        timeout=30_000,
-    )
-    expect_frames_flowing(viewer)
+    expect_reconnected(viewer)
