@@ -65,3 +65,36 @@ async def test_without_turn_there_is_no_relay(memory_server: ServerProcess) -> N
         ).json()
         assert data["iceServers"] == [] and data["relayAvailable"] is False
         assert (await http.get("/api/config")).json()["relayAvailable"] is False
+
+
+async def test_creating_and_joining_answer_with_the_participants_ice_servers(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """The page connects from these without another round trip: they must be the
+    participant's own, as ice-servers would give them."""
+    server = start_server(
+        stun_urls="stun:127.0.0.1:3478",
+        turn_urls="turn:127.0.0.1:3478?transport=udp",
+        turn_secret=SECRET,
+        relay_only=True,
+    )
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        room = await create_room(http)
+        viewer = await join_room(http, room["roomId"])
+        for answer, participant, token in (
+            (room, "host", room["hostToken"]),
+            (viewer, viewer["viewerId"], viewer["viewerToken"]),
+        ):
+            given = answer["ice"]
+            fetched = (
+                await http.get(
+                    f"/api/rooms/{room['roomId']}/ice-servers",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            ).json()
+            assert given.keys() == fetched.keys()
+            assert given["iceTransportPolicy"] == "relay" and given["relayAvailable"] is True
+            stun, turn = given["iceServers"]
+            assert stun == fetched["iceServers"][0]
+            assert turn["username"].split(":")[1:] == [room["roomId"], participant]
+            assert SECRET not in str(answer)

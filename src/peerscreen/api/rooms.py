@@ -29,7 +29,7 @@ from ..protocol import (
     ViewerJoined,
 )
 from ..ratelimit import Limit, client_ip_of
-from ..rooms import SFU_ID, Signal, clamp_wait
+from ..rooms import HOST_ID, SFU_ID, Signal, clamp_wait
 from ..signaling import parse_room_id
 from .deps import SignalingDep, TokenDep, error_responses
 
@@ -71,6 +71,7 @@ async def create_room(
         expiresAt=room.created_at + service.settings.room_ttl,
         maxViewers=room.max_viewers,
         url=url + room.room_id,
+        ice=ice_servers(service.settings, room.room_id, HOST_ID),
     )
 
 
@@ -154,17 +155,19 @@ async def join_room(
     room_id: str, request: Request, service: SignalingDep, body: JoinOptions | None = None
 ) -> ViewerJoined:
     client = client_ip_of(request.scope, request.app.state.trusted_proxies)
+    canonical = parse_room_id(room_id)
     viewer, token = await service.join(
-        parse_room_id(room_id),
+        canonical,
         body.passcode if body else None,
         client,
         body.name if body else None,
     )
     return ViewerJoined(
-        roomId=parse_room_id(room_id),
+        roomId=canonical,
         viewerId=viewer.viewer_id,
         viewerToken=token,
         expiresAt=viewer.joined_at + service.settings.room_ttl,
+        ice=ice_servers(service.settings, canonical, viewer.viewer_id),
     )
 
 

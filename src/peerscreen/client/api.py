@@ -6,7 +6,7 @@ Errors come back as :class:`ApiError` with the server's code and message
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -32,6 +32,8 @@ class Credentials:
     room: RoomAddress
     participant_id: str
     token: str
+    #: The ICE servers that came with them (joining and creating answer with them).
+    ice: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 class ServerApi:
@@ -85,7 +87,7 @@ class ServerApi:
         body = {"passcode": passcode} if passcode else None
         data = await self.call("POST", "/api/rooms", token=auth_secret, body=body)
         room = RoomAddress(self.server, data["roomId"])
-        return Credentials(room, "host", data["hostToken"]), data
+        return Credentials(room, "host", data["hostToken"], data.get("ice")), data
 
     async def join(
         self, room_id: str, passcode: str | None = None, name: str | None = None
@@ -98,7 +100,7 @@ class ServerApi:
             body["name"] = name
         data = await self.call("POST", f"/api/rooms/{room_id}/viewers", body=body)
         room = RoomAddress(self.server, data["roomId"])
-        return Credentials(room, data["viewerId"], data["viewerToken"])
+        return Credentials(room, data["viewerId"], data["viewerToken"], data.get("ice"))
 
     async def ice_servers(self, who: Credentials) -> dict[str, Any]:
         """The room's RTCConfiguration parts for this participant (TURN credentials too)."""

@@ -99,7 +99,7 @@ class Host:
         """Create the room and start answering viewers; raises :class:`ApiError` when
         the server refuses (AUTH_SECRET, a bad passcode)."""
         self.credentials, self.room = await self.api.create_room(self.auth_secret, self.passcode)
-        self._ice = await self.api.ice_servers(self.credentials)
+        self._ice = self.credentials.ice or await self.api.ice_servers(self.credentials)
         self.socket = SignalingSocket(self.credentials)
         await self.socket.start()
         self._task = asyncio.create_task(self._follow(self.socket))

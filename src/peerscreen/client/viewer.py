@@ -103,7 +103,7 @@ class Viewer:
         self.joined_at = time.monotonic()
         self.credentials = await self.api.join(self.room.room_id, self.passcode, self.name)
         self.room = self.credentials.room
-        self._ice = await self.api.ice_servers(self.credentials)
+        self._ice = self.credentials.ice or await self.api.ice_servers(self.credentials)
         self._set("connecting", "Waiting for the host...")
         self.socket = SignalingSocket(self.credentials, on_state=self._signaling_state)
         await self.socket.start()

@@ -2,12 +2,13 @@
 // No DOM code here.
 
 import { PeerLink } from "./peer.js";
-import { SignalingClient, api, fetchRtcConfig } from "./signaling.js";
+import { SignalingClient, api, fetchRtcConfig, rtcConfig } from "./signaling.js";
 
 /**
  * @typedef {{id: string, name: string, state: RTCPeerConnectionState | "joining" | "broadcast", link: PeerLink | null}} ViewerEntry
  *   ``link`` is the viewer's own connection (mesh); null once it receives from the media server.
- * @typedef {{roomId: string, hostToken: string, url: string, expiresAt: number}} RoomInfo
+ * @typedef {{roomId: string, hostToken: string, url: string, expiresAt: number, ice?: import("./signaling.js").IceAnswer}} RoomInfo
+ *   ``ice`` comes with a new room only; a saved one fetches fresh credentials.
  * @typedef {"detail" | "motion"} Quality
  */
 
@@ -127,7 +128,10 @@ export class HostSession extends EventTarget {
         })
       );
     this.room = room;
-    this.config = await fetchRtcConfig(room.roomId, room.hostToken, this.forceRelay);
+    // A new room's answer carries the ICE servers; a resumed one's credentials may be stale.
+    this.config = room.ice
+      ? rtcConfig(room.ice, this.forceRelay)
+      : await fetchRtcConfig(room.roomId, room.hostToken, this.forceRelay);
     const client = new SignalingClient({
       roomId: room.roomId,
       token: room.hostToken,
@@ -162,7 +166,8 @@ export class HostSession extends EventTarget {
   /** Remember the room for this tab, so a reload can take it back. */
   save() {
     if (!this.room || this.ended) return;
-    const saved = { ...this.room, lastSeq: this.client?.lastSeq ?? 0 };
+    const { ice: _credentials, ...room } = this.room; // short-lived: fetched again on resume
+    const saved = { ...room, lastSeq: this.client?.lastSeq ?? 0 };
     sessionStorage.setItem(SAVED_ROOM_KEY, JSON.stringify(saved));
   }
 

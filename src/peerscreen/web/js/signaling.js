@@ -58,7 +58,21 @@ export async function api(path, options = {}) {
  * @returns {Promise<RTCConfiguration & {relayAvailable: boolean}>}
  */
 export async function fetchRtcConfig(roomId, token, forceRelay) {
-  const data = await api(`/api/rooms/${roomId}/ice-servers`, { token });
+  return rtcConfig(await api(`/api/rooms/${roomId}/ice-servers`, { token }), forceRelay);
+}
+
+/**
+ * @typedef {{iceServers: RTCIceServer[], iceTransportPolicy: RTCIceTransportPolicy, relayAvailable: boolean}} IceAnswer
+ */
+
+/**
+ * The peer connection settings from an ice-servers answer (which joining a room and
+ * creating one also carry, as ``ice``).
+ * @param {IceAnswer} data
+ * @param {boolean} forceRelay
+ * @returns {RTCConfiguration & {relayAvailable: boolean}}
+ */
+export function rtcConfig(data, forceRelay) {
   return {
     iceServers: data.iceServers,
     iceTransportPolicy: forceRelay ? "relay" : data.iceTransportPolicy,

@@ -2,7 +2,7 @@
 // No DOM code here.
 
 import { PeerLink } from "./peer.js";
-import { SignalingClient, SignalingError, api, fetchRtcConfig } from "./signaling.js";
+import { SignalingClient, SignalingError, api, rtcConfig } from "./signaling.js";
 
 /**
  * @typedef {"checking" | "connecting" | "connected" | "paused" | "reconnecting" | "failed" | "ended"} ViewerState
@@ -90,12 +90,8 @@ export class ViewerSession extends EventTarget {
     });
     this.client = client;
     this.dispatchEvent(new CustomEvent("joined", { detail: client }));
-    try {
-      this.rtc = await fetchRtcConfig(joined.roomId, joined.viewerToken, settings.forceRelay);
-    } catch (error) {
-      this.setStatus("failed", describeJoinError(error));
-      return;
-    }
+    // Joining answered with this viewer's ICE servers: connect without another round trip.
+    this.rtc = rtcConfig(joined.ice, settings.forceRelay);
     this.joinedAt = performance.now();
     this.meshLink = this.link = this.newLink();
     client.addEventListener("message", (event) => {
