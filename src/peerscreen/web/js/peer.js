@@ -12,7 +12,8 @@ const END_OF_CANDIDATES = { candidate: "", sdpMid: "0", sdpMLineIndex: 0 };
 
 export class PeerLink extends EventTarget {
   /**
-   * @param {{polite: boolean, config?: RTCConfiguration, send: SendSignal}} options
+   * @param {{polite: boolean, config?: RTCConfiguration, send: SendSignal, editRemote?: (desc: Description) => Description}} options
+   * ``editRemote`` rewrites each description from the other side before it is applied.
    * Events: "track" (detail: RTCTrackEvent), "state" (detail: RTCPeerConnectionState),
    * "error" (detail: Error), "no-candidates" (gathering ended with no candidate at all;
    * detail: the ICE servers' error texts, such as a refused TURN credential).
@@ -21,6 +22,7 @@ export class PeerLink extends EventTarget {
     super();
     this.polite = options.polite;
     this.sendSignal = options.send;
+    this.editRemote = options.editRemote ?? ((/** @type {Description} */ desc) => desc);
     this.pc = new RTCPeerConnection(options.config ?? {});
     this.makingOffer = false;
     this.ignoreOffer = false;
@@ -97,7 +99,7 @@ export class PeerLink extends EventTarget {
           desc.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
         this.ignoreOffer = !this.polite && collision;
         if (this.ignoreOffer) return;
-        await this.pc.setRemoteDescription(desc);
+        await this.pc.setRemoteDescription(this.editRemote(desc));
         await this.flushCandidates();
         if (desc.type === "offer") {
           await this.pc.setLocalDescription();
