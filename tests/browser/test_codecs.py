@@ -60,9 +60,10 @@ def test_start_bitrate_is_added_to_video_codecs_only(
     )
     lines = edited.split("\r\n")
     assert "a=fmtp:96 x-google-start-bitrate=2000" in lines  # VP8 had no fmtp line
-    assert lines.index("a=fmtp:96 x-google-start-bitrate=2000") == lines.index(
-        "a=rtpmap:96 VP8/90000"
-    ) + 1
+    assert (
+        lines.index("a=fmtp:96 x-google-start-bitrate=2000")
+        == lines.index("a=rtpmap:96 VP8/90000") + 1
+    )
     assert (
         "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f;"
         "x-google-start-bitrate=2000"
