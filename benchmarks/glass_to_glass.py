@@ -1,17 +1,23 @@
 """Glass-to-glass latency: from the moment the host's source paints a frame to the moment
-the viewer's page renders it, per codec and preset, on loopback.
+the viewer's page renders it, per codec and preset, on loopback, clean or impaired.
 
 The host page shares a canvas that paints the wall-clock time as blocks (benchmarks/
 pages/clock.js, tested in tests/browser/test_clock_reader.py), handed to the page in
 place of the screen capture. The viewer page reads the time back from every frame its
 video renders (requestVideoFrameCallback, drawn to a canvas); both pages run on this
-machine's clock. For each codec Chromium offers (the host's connections are told to
-prefer it: setCodecPreferences) and each of the page's presets (detail, motion):
-``--seconds`` of readings, ``--repeats`` times, alternated. Reported: p50/p95/p99/max
-latency, frames a second, freezes (gaps between rendered frames over 200 ms), and from
-getStats the receiver's jitter buffer delay and the sender's encode time per frame.
+machine's clock. Every combination of the lists given is measured, ``--repeats`` times,
+alternated: codecs (the host's connections are told to prefer one: setCodecPreferences),
+the page's presets (detail, motion), scalability modes (``L1T3``: set on the sender),
+bitrate caps (the sender's maxBitrate), still or scrolling text, the network path
+(direct; or both peers relayed through coturn behind a UDP hop that drops and delays:
+benchmarks/impairment.py) and a bandwidth cap on loopback (tbf; the script runs in
+scripts/netns). Reported: p50/p95/p99/max latency, frames a second, freezes (gaps between
+rendered frames over 200 and 500 ms), small-text SSIM and PSNR against the source, and
+where the time goes from getStats: encode, the sender's pacing, network (half the round
+trip), jitter buffer, decode, and what remains (capture, render).
 
-    python benchmarks/glass_to_glass.py             # writes results/glass.json
+    scripts/bench glass                                   # writes results/glass.json
+    scripts/bench glass --codecs VP8 --paths "direct;loss=1,rtt=50" --shape 0,500
 """
 
 from __future__ import annotations
@@ -22,14 +28,20 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from impairment import ImpairedUdpProxy, Impairment, shape_loopback
 from join_latency import ARGS, TRACK_PCS, free_port, start_server
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from peerscreen.config import Settings
+from peerscreen.turn import LocalTurn
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK = (Path(__file__).resolve().parent / "pages" / "clock.js").read_text()
@@ -37,7 +49,9 @@ CODECS = ("VP8", "VP9", "AV1", "H264")
 
 # The host page's connections prefer one codec (the benchmark's choice, not the page's).
 PREFER_CODEC = """
-navigator.mediaDevices.getDisplayMedia = async () => window.peerscreenClock.source({ fps: 30 });
+navigator.mediaDevices.getDisplayMedia = async () => window.peerscreenClock.source({
+  fps: 30, scroll: new URLSearchParams(location.search).get("scroll") === "1",
+});
 (() => {
   const wanted = new URLSearchParams(location.search).get("codec");
   if (!wanted) return;
@@ -60,13 +74,20 @@ navigator.mediaDevices.getDisplayMedia = async () => window.peerscreenClock.sour
 RECEIVER_STATS = """async () => {
   const pc = window.peerConnections.find((p) => p.connectionState === "connected");
   let out = {};
-  (await pc.getStats()).forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "video") out = {
-      jitterBufferDelay: s.jitterBufferDelay, emitted: s.jitterBufferEmittedCount,
-      codecId: s.codecId, framesDecoded: s.framesDecoded, decodeTime: s.totalDecodeTime,
-    };
-  });
   const report = await pc.getStats();
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") out = {
+      ...out, jitterBufferDelay: s.jitterBufferDelay, emitted: s.jitterBufferEmittedCount,
+      codecId: s.codecId, framesDecoded: s.framesDecoded, decodeTime: s.totalDecodeTime,
+      packetsLost: s.packetsLost, packetsReceived: s.packetsReceived,
+      nacks: s.nackCount, plis: s.pliCount, freezes: s.freezeCount,
+    };
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+      out.rtt = s.currentRoundTripTime;
+      const local = report.get(s.localCandidateId);
+      out.path = local ? local.candidateType : null;
+    }
+  });
   const codec = out.codecId ? report.get(out.codecId) : null;
   out.codec = codec ? codec.mimeType : null;
   return out;
@@ -78,7 +99,9 @@ SENDER_STATS = """async () => {
     (await pc.getStats()).forEach((s) => {
       if (s.type === "outbound-rtp" && s.kind === "video") out = {
         encodeTime: s.totalEncodeTime, framesEncoded: s.framesEncoded, bytes: s.bytesSent,
-        width: s.frameWidth, height: s.frameHeight,
+        width: s.frameWidth, height: s.frameHeight, sendDelay: s.totalPacketSendDelay,
+        packets: s.packetsSent, scalabilityMode: s.scalabilityMode ?? null,
+        limitation: s.qualityLimitationReason,
       };
     });
   }
@@ -86,48 +109,90 @@ SENDER_STATS = """async () => {
 }"""
 
 
-def share(browser: Browser, base: str, codec: str, preset: str) -> tuple[Page, str]:
+@dataclass(frozen=True)
+class Setup:
+    """One combination measured."""
+
+    codec: str
+    preset: str
+    cap_kbps: int | None = None
+    scalability: str | None = None
+    text: str = "still"
+    path: str = "direct"  # or an Impairment's text: through TURN behind the lossy hop
+    shape_kbps: int | None = None
+
+    @property
+    def relayed(self) -> bool:
+        return self.path != "direct"
+
+    def label(self) -> str:
+        parts = [self.preset, self.codec]
+        if self.scalability:
+            parts.append(self.scalability)
+        if self.cap_kbps:
+            parts.append(f"cap {self.cap_kbps}")
+        if self.text != "still":
+            parts.append(self.text)
+        if self.relayed:
+            parts.append(f"turn {self.path}" if self.path != "turn" else "turn")
+        if self.shape_kbps:
+            parts.append(f"link {self.shape_kbps} kbit/s")
+        return " | ".join(parts)
+
+
+def share(browser: Browser, base: str, setup: Setup) -> tuple[Page, str]:
     host = browser.new_context(bypass_csp=True).new_page()
     host.add_init_script(TRACK_PCS)
     host.add_init_script(CLOCK)
     host.add_init_script(PREFER_CODEC)
-    host.goto(f"{base}/?codec={codec}")
+    query = f"codec={setup.codec}&scroll={int(setup.text == 'scroll')}"
+    host.goto(f"{base}/?{query}{'&relay=1' if setup.relayed else ''}")
     host.get_by_role("button", name="Start sharing").click()
     host.wait_for_function("document.getElementById('room-code').textContent.length")
-    if preset == "motion":
+    if setup.preset == "motion":
         host.get_by_label("Motion").check()
     return host, host.locator("#room-code").inner_text()
 
 
-CAP_BITRATE = """async (kbps) => {
+# The benchmark's encoder settings, on top of the page's own.
+SET_ENCODER = """async ({kbps, mode}) => {
   for (const pc of window.peerConnections) {
     for (const sender of pc.getSenders()) {
       if (!sender.track || sender.track.kind !== "video") continue;
       const parameters = sender.getParameters();
-      for (const encoding of parameters.encodings) encoding.maxBitrate = kbps * 1000;
+      for (const encoding of parameters.encodings) {
+        if (kbps) encoding.maxBitrate = kbps * 1000;
+        if (mode) encoding.scalabilityMode = mode;
+      }
       await sender.setParameters(parameters);
     }
   }
 }"""
 
 
-def measure(
-    browser: Browser, base: str, codec: str, preset: str, seconds: float, cap: int | None
-) -> dict[str, Any]:
-    host, code = share(browser, base, codec, preset)
+def per(total: float, count: float, scale: float = 1000.0) -> float | None:
+    return round(scale * total / count, 1) if count else None
+
+
+def measure(browser: Browser, base: str, setup: Setup, seconds: float) -> dict[str, Any]:
+    host, code = share(browser, base, setup)
     viewer = browser.new_context(bypass_csp=True).new_page()
     viewer.add_init_script(TRACK_PCS)
     viewer.add_init_script(CLOCK)
-    viewer.goto(f"{base}/r/{code}")
+    viewer.goto(f"{base}/r/{code}{'?relay=1' if setup.relayed else ''}")
     viewer.wait_for_function(
         "document.getElementById('remote-video').videoWidth > 0", timeout=30_000
     )
-    if cap is not None:  # after the page set its own encoder parameters on connect
+    if setup.cap_kbps or setup.scalability:  # after the page set its parameters on connect
         viewer.wait_for_timeout(500)
-        host.evaluate(CAP_BITRATE, cap)
+        host.evaluate(SET_ENCODER, {"kbps": setup.cap_kbps, "mode": setup.scalability})
     # Settle: the first seconds of a connection ramp its bitrate up.
     viewer.wait_for_timeout(2000)
-    viewer.evaluate("window.peerscreenClock.watch(document.getElementById('remote-video'))")
+    viewer.evaluate(
+        "(scroll) => window.peerscreenClock.watch(document.getElementById('remote-video'), "
+        "{ scroll })",
+        setup.text == "scroll",
+    )
     receiver_before = viewer.evaluate(RECEIVER_STATS)
     sender_before = host.evaluate(SENDER_STATS)
     started = time.monotonic()
@@ -140,6 +205,8 @@ def measure(
     sender = host.evaluate(SENDER_STATS)
     host.context.close()
     viewer.context.close()
+    if not readings:
+        return {**asdict(setup), "label": setup.label(), "readings": 0, "rejected": rejected}
     latencies = sorted(r["latency"] for r in readings)
     times = [r["at"] for r in readings]
     gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -147,40 +214,63 @@ def measure(
     def pct(p: float) -> float:
         return float(latencies[min(len(latencies) - 1, int(p * len(latencies)))])
 
-    emitted = receiver["emitted"] - receiver_before["emitted"]
-    encoded = sender["framesEncoded"] - sender_before["framesEncoded"]
-    ssims = [s["ssim"] for s in sharpness]
-    psnrs = [s["psnr"] for s in sharpness if s["psnr"] is not None]
+    def delta(after: dict[str, Any], before: dict[str, Any], key: str) -> float:
+        return float((after.get(key) or 0) - (before.get(key) or 0))
+
+    def median_of(key: str, digits: int) -> float | None:
+        values = [s[key] for s in sharpness if s.get(key) is not None]
+        return round(statistics.median(values), digits) if values else None
+
+    emitted = delta(receiver, receiver_before, "emitted")
+    encoded = delta(sender, sender_before, "framesEncoded")
+    lost = delta(receiver, receiver_before, "packetsLost")
+    received = delta(receiver, receiver_before, "packetsReceived")
+    p50 = pct(0.5)
+    where = {
+        "encode_ms": per(delta(sender, sender_before, "encodeTime"), encoded),
+        "pacing_ms": per(
+            delta(sender, sender_before, "sendDelay"), delta(sender, sender_before, "packets")
+        ),
+        "network_ms": round(500 * receiver["rtt"], 1) if receiver.get("rtt") else None,
+        "jitter_buffer_ms": per(delta(receiver, receiver_before, "jitterBufferDelay"), emitted),
+        "decode_ms": per(
+            delta(receiver, receiver_before, "decodeTime"),
+            delta(receiver, receiver_before, "framesDecoded"),
+        ),
+    }
+    where["rest_ms"] = round(p50 - sum(v for v in where.values() if v is not None), 1)
     return {
-        "codec": codec,
-        "preset": preset,
-        "cap_kbps": cap,
-        "text_ssim": round(statistics.median(ssims), 4) if ssims else None,
-        "text_psnr_db": round(statistics.median(psnrs), 1) if psnrs else None,
+        **asdict(setup),
+        "label": setup.label(),
+        "text_ssim": median_of("ssim", 4),
+        "text_ssim_dark_on_light": median_of("darkOnLight", 4),
+        "text_ssim_light_on_dark": median_of("lightOnDark", 4),
+        "text_psnr_db": median_of("psnr", 1),
         "negotiated": receiver["codec"],
+        "sent_scalability": sender.get("scalabilityMode"),
+        "candidate": receiver.get("path"),
         "readings": len(latencies),
         "rejected": rejected,
-        "p50_ms": pct(0.5),
+        "p50_ms": p50,
         "p95_ms": pct(0.95),
         "p99_ms": pct(0.99),
         "max_ms": float(latencies[-1]),
         "fps": round(len(latencies) / elapsed, 1),
         "freezes_over_200_ms": sum(1 for g in gaps if g > 200),
+        "freezes_over_500_ms": sum(1 for g in gaps if g > 500),
         "longest_gap_ms": max(gaps) if gaps else None,
-        "jitter_buffer_ms": round(
-            1000 * (receiver["jitterBufferDelay"] - receiver_before["jitterBufferDelay"]) / emitted,
-            1,
-        )
-        if emitted
-        else None,
-        "encode_ms_per_frame": round(
-            1000 * (sender["encodeTime"] - sender_before["encodeTime"]) / encoded, 1
-        )
-        if encoded
-        else None,
-        "kbps": round(8 * (sender["bytes"] - sender_before["bytes"]) / elapsed / 1000),
+        "loss_percent": round(100 * lost / (lost + received), 2) if lost + received else 0.0,
+        "where_p50_goes": where,
+        "jitter_buffer_ms": where["jitter_buffer_ms"],
+        "encode_ms_per_frame": where["encode_ms"],
+        "kbps": round(8 * delta(sender, sender_before, "bytes") / elapsed / 1000),
         "size": f"{sender.get('width')}x{sender.get('height')}",
+        "limited_by": sender.get("limitation"),
     }
+
+
+def names(text: str, separator: str = ",") -> list[str]:
+    return [part.strip() for part in text.split(separator) if part.strip()]
 
 
 def main() -> int:
@@ -190,17 +280,52 @@ def main() -> int:
     parser.add_argument(
         "--caps", default="", help="bitrate caps in kbit/s, e.g. 300,1000,3000 (none: uncapped)"
     )
+    parser.add_argument("--scalability", default="", help="modes to try, e.g. none,L1T3")
+    parser.add_argument("--text", default="still", help="still,scroll")
+    parser.add_argument(
+        "--paths",
+        default="direct",
+        help='";"-separated: direct, turn, or an impairment through TURN such as '
+        '"loss=1,rtt=50,jitter=5" (end to end between the peers)',
+    )
+    parser.add_argument(
+        "--shape", default="", help="loopback bandwidth caps in kbit/s (tbf), e.g. 0,500"
+    )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "glass.json"
     )
     args = parser.parse_args()
-    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
-    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    caps: list[int | None] = [int(c) for c in args.caps.split(",") if c.strip()] or [None]
     if not 1 <= args.repeats <= 10 or not 5 <= args.seconds <= 300:
         parser.error("--repeats 1-10, --seconds 5-300")
+    try:
+        paths = [
+            p if p in ("direct", "turn") else str(Impairment.parse(p))
+            for p in names(args.paths, ";")
+        ]
+        impairments = {
+            str(Impairment.parse(p)): Impairment.parse(p)
+            for p in names(args.paths, ";")
+            if p not in ("direct", "turn")
+        }
+    except ValueError as error:
+        parser.error(str(error))
+    setups = [
+        Setup(codec, preset, cap, mode, text, path, shape)
+        for preset in names(args.presets)
+        for cap in [int(c) or None for c in names(args.caps)] or [None]
+        for mode in [None if m == "none" else m for m in names(args.scalability)] or [None]
+        for text in names(args.text)
+        for path in paths
+        for shape in [int(k) or None for k in names(args.shape)] or [None]
+        for codec in names(args.codecs)  # innermost: a noisy moment hits every codec
+    ]
+    if len(setups) * args.repeats * (args.seconds + 8) > 4 * 3600:
+        parser.error(f"{len(setups) * args.repeats} runs would take over four hours")
+    turn = proxy = None
+    if any(setup.relayed for setup in setups):
+        turn, proxy = start_relay()
     port = free_port()
     server = start_server(port)
     base = f"http://127.0.0.1:{port}"
@@ -210,27 +335,30 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
             for repeat in range(args.repeats):
-                for preset, cap in [(p, c) for p in presets for c in caps]:
-                    for codec in codecs:  # alternated: a noisy moment hits every codec
-                        result = measure(browser, base, codec, preset, args.seconds, cap)
-                        result["repeat"] = repeat + 1
-                        runs.append(result)
-                        print(json.dumps(result), flush=True)
+                for setup in setups:
+                    if proxy is not None:
+                        proxy.impairment = impairments.get(setup.path, Impairment())
+                    with shape_loopback(setup.shape_kbps):
+                        result = measure(browser, base, setup, args.seconds)
+                    result["repeat"] = repeat + 1
+                    runs.append(result)
+                    print(json.dumps(result), flush=True)
             browser.close()
     finally:
         server.terminate()
         server.wait(10)
+        if proxy is not None:
+            proxy.stop()
+        if turn is not None:
+            turn.stop()
     summary = {}
-    for preset, cap, codec in [(p, k, c) for p in presets for k in caps for c in codecs]:
-        mine = [
-            r
-            for r in runs
-            if r["codec"] == codec and r["preset"] == preset and r["cap_kbps"] == cap
-        ]
-        summary[f"{preset} {cap or 'uncapped'} {codec}"] = {
+    for setup in setups:
+        mine = [r for r in runs if r["label"] == setup.label() and r["readings"]]
+        summary[setup.label()] = {
             "p50_ms": [r["p50_ms"] for r in mine],
             "p95_ms": [r["p95_ms"] for r in mine],
-            "median_p50_ms": statistics.median(r["p50_ms"] for r in mine),
+            "text_ssim": [r["text_ssim"] for r in mine],
+            "freezes_over_500_ms": [r["freezes_over_500_ms"] for r in mine],
         }
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -243,6 +371,33 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def start_relay() -> tuple[LocalTurn, ImpairedUdpProxy]:
+    """coturn on loopback, the lossy hop in front of it, and the server pointed at the
+    hop (the server started next reads these from its environment)."""
+    settings = Settings(
+        host="127.0.0.1",
+        turn_port=free_port(),
+        turn_relay_ports="47000-47199",
+        turn_allow_private_peers=True,
+    )
+    turn = LocalTurn(settings)
+    turn.start()
+    deadline = time.monotonic() + 10
+    while True:  # coturn listens on TCP too: a connect means it is up
+        try:
+            socket.create_connection(("127.0.0.1", turn.port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                turn.stop()
+                raise
+            time.sleep(0.1)
+    proxy = ImpairedUdpProxy(("127.0.0.1", turn.port)).start()
+    os.environ["PEERSCREEN_TURN_URLS"] = f"turn:127.0.0.1:{proxy.port}?transport=udp"
+    os.environ["PEERSCREEN_TURN_SECRET"] = turn.secret
+    return turn, proxy
 
 
 if __name__ == "__main__":

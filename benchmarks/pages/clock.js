@@ -59,22 +59,39 @@
     return { time, frame };
   }
 
-  /** The text area: x, y, width, height, in a 1280x720 frame. */
+  /** The text area: x, y, width, height, in a 1280x720 frame; dark on light above,
+   * light on dark below. */
   const TEXT_AREA = [16, 48, 640, 424];
+  const TEXT_HALVES = {
+    darkOnLight: [16, 48, 640, 212],
+    lightOnDark: [16, 260, 640, 212],
+  };
+  const LINE = 14;
 
   /**
-   * Small text, the same for a given frame number, in TEXT_AREA: what the sharpness
-   * measure compares the received frame against.
-   * @param {CanvasRenderingContext2D} ctx @param {number} frame
+   * Small text (11 px), the same for a given frame number, in TEXT_AREA: what the
+   * sharpness measure compares the received frame against. With ``scroll`` the lines move
+   * up 2 px a frame, as when reading down a page.
+   * @param {CanvasRenderingContext2D} ctx @param {number} frame @param {boolean} [scroll]
    */
-  function drawText(ctx, frame) {
-    const [x, y, w, h] = TEXT_AREA;
-    ctx.fillStyle = "#f4f4f0";
-    ctx.fillRect(x, y, w, h);
-    ctx.fillStyle = "#222";
-    ctx.font = "11px sans-serif";
-    for (let line = 0; line < 30; line++) {
-      ctx.fillText(`${line} The quick brown fox jumps over the lazy dog, 0123456789 ${frame & 0xff}`, x + 8, y + 12 + line * 14);
+  function drawText(ctx, frame, scroll = false) {
+    const offset = scroll ? (frame * 2) % (LINE * 15) : 0;
+    for (const [half, [x, y, w, h]] of Object.entries(TEXT_HALVES)) {
+      const dark = half === "lightOnDark";
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(x, y, w, h);
+      ctx.clip();
+      ctx.fillStyle = dark ? "#1e1e1e" : "#f4f4f0";
+      ctx.fillRect(x, y, w, h);
+      ctx.fillStyle = dark ? "#e8e8e8" : "#222";
+      ctx.font = "11px sans-serif";
+      for (let line = 0; line < 32; line++) {
+        const number = line + Math.floor(offset / LINE) + (dark ? 15 : 0);
+        const top = y + 12 + line * LINE - (offset % LINE);
+        ctx.fillText(`${number} The quick brown fox jumps over the lazy dog, 0123456789 ${frame & 0xff}`, x + 8, top);
+      }
+      ctx.restore();
     }
   }
 
@@ -122,22 +139,25 @@
   }
 
   /**
-   * How close the text in a received 1280x720 frame is to what was painted for it.
-   * @param {CanvasRenderingContext2D} received @param {number} frame
+   * How close the text in a received 1280x720 frame is to what was painted for it:
+   * SSIM and PSNR of the whole text area, and the SSIM of each half.
+   * @param {CanvasRenderingContext2D} received @param {number} frame @param {boolean} [scroll]
    */
-  function sharpness(received, frame) {
+  function sharpness(received, frame, scroll = false) {
     const reference = document.createElement("canvas");
     reference.width = 1280;
     reference.height = 720;
     const ref = /** @type {CanvasRenderingContext2D} */ (reference.getContext("2d", { willReadFrequently: true }));
-    drawText(ref, frame);
+    drawText(ref, frame, scroll);
     const [, , w, h] = TEXT_AREA;
-    return compare(grey(ref, TEXT_AREA), grey(received, TEXT_AREA), w, h);
+    const whole = compare(grey(ref, TEXT_AREA), grey(received, TEXT_AREA), w, h);
+    const half = (/** @type {number[]} */ area) => compare(grey(ref, area), grey(received, area), area[2], area[3]).ssim;
+    return { ...whole, darkOnLight: half(TEXT_HALVES.darkOnLight), lightOnDark: half(TEXT_HALVES.lightOnDark) };
   }
 
   /**
    * A 1280x720 canvas stream painting the clock, text and something that moves.
-   * @param {{fps?: number, width?: number, height?: number}} [options]
+   * @param {{fps?: number, width?: number, height?: number, scroll?: boolean}} [options]
    */
   function source(options = {}) {
     const width = options.width ?? 1280;
@@ -150,7 +170,7 @@
     const draw = () => {
       ctx.fillStyle = "#f4f4f0";
       ctx.fillRect(0, 0, width, height);
-      drawText(ctx, frame);
+      drawText(ctx, frame, options.scroll ?? false);
       ctx.fillStyle = "#3a6ea5";
       ctx.fillRect((frame * 8) % width, height - 120, 80, 80);
       paint(ctx, Date.now(), frame);
@@ -164,9 +184,9 @@
   /**
    * Read every rendered frame of ``video``; ``window.clockReadings`` collects
    * ``{latency, frame, at}`` and ``window.clockRejected`` counts unreadable frames.
-   * @param {HTMLVideoElement} video
+   * @param {HTMLVideoElement} video @param {{scroll?: boolean}} [options] as the source's
    */
-  function watch(video) {
+  function watch(video, options = {}) {
     const canvas = document.createElement("canvas");
     const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d", { willReadFrequently: true }));
     window.clockReadings = [];
@@ -185,7 +205,7 @@
           // Text sharpness on every 5th frame: the comparison costs some CPU.
           read_count += 1;
           if (read_count % 5 === 0 && video.videoWidth === 1280) {
-            window.clockSharpness.push(sharpness(ctx, got.frame));
+            window.clockSharpness.push(sharpness(ctx, got.frame, options.scroll ?? false));
           }
         } else {
           window.clockRejected += 1;

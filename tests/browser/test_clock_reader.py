@@ -88,15 +88,30 @@ def test_text_sharpness_is_perfect_for_the_source_and_lower_once_blurred(
       const ctx = canvas.getContext("2d", { willReadFrequently: true });
       drawText(ctx, 42);
       const same = sharpness(ctx, 42);
+      // Scrolled text compared with what was painted for its own frame, then for another.
+      drawText(ctx, 43, true);
+      const scrolled = sharpness(ctx, 43, true);
+      const scrolledElsewhere = sharpness(ctx, 44, true);
+      drawText(ctx, 42);
       ctx.filter = "blur(1px)"; ctx.drawImage(canvas, 0, 0); ctx.filter = "none";
       const blurred = sharpness(ctx, 42);
-      return { same, blurred };
+      // Only the light-on-dark half blurred.
+      drawText(ctx, 42);
+      ctx.save(); ctx.beginPath(); ctx.rect(16, 260, 640, 212); ctx.clip();
+      ctx.filter = "blur(1px)"; ctx.drawImage(canvas, 0, 0); ctx.restore();
+      const darkBlurred = sharpness(ctx, 42);
+      return { same, scrolled, scrolledElsewhere, blurred, darkBlurred };
     }"""
     )
-    assert result["same"]["ssim"] == 1.0
-    assert result["same"]["psnr"] is None or result["same"]["psnr"] > 99  # Infinity
+    same = result["same"]
+    assert same["ssim"] == same["darkOnLight"] == same["lightOnDark"] == 1.0, same
+    assert same["psnr"] is None or same["psnr"] > 99  # Infinity
+    assert result["scrolled"]["ssim"] == 1.0, result["scrolled"]
+    assert result["scrolledElsewhere"]["ssim"] < 0.9  # the reference moves with the frame
     assert 0.3 < result["blurred"]["ssim"] < 0.95
     assert result["blurred"]["psnr"] < 30
+    dark = result["darkBlurred"]
+    assert dark["darkOnLight"] == 1.0 and 0.3 < dark["lightOnDark"] < 0.95
 
 
 CLOCK_AS_SCREEN = """
