@@ -75,7 +75,8 @@
    * @param {CanvasRenderingContext2D} ctx @param {number} frame @param {boolean} [scroll]
    */
   function drawText(ctx, frame, scroll = false) {
-    const offset = scroll ? (frame * 2) % (LINE * 15) : 0;
+    // From the frame number as painted (8 bits), so that the reader can draw it again.
+    const offset = scroll ? ((frame & 0xff) * 2) % (LINE * 15) : 0;
     for (const [half, [x, y, w, h]] of Object.entries(TEXT_HALVES)) {
       const dark = half === "lightOnDark";
       ctx.save();

@@ -91,3 +91,61 @@ def test_a_new_viewer_gets_sharp_full_size_frames_from_the_first_one(
     assert first["width"] >= 960, first["width"]
     expect_frames_flowing(viewer)
     expect(viewer.locator("#status")).to_have_attribute("data-state", "connected")
+
+
+# A browser that decodes H.264 and nothing else: its answers list no other video codec.
+DECODES_ONLY_H264 = """
+(() => {
+  const apply = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = async function (desc) {
+    await apply.call(this, desc);
+    if (!desc || desc.type !== "offer") return;
+    const keep = ["video/h264", "video/rtx", "video/red", "video/ulpfec"];
+    const codecs = RTCRtpReceiver.getCapabilities("video").codecs
+      .filter((codec) => keep.includes(codec.mimeType.toLowerCase()));
+    for (const transceiver of this.getTransceivers()) {
+      if (transceiver.receiver.track.kind === "video") transceiver.setCodecPreferences(codecs);
+    }
+  };
+})();
+"""
+
+
+def viewer_codec(viewer: Page) -> str:
+    """The codec the viewer's stats overlay names, once it names one."""
+    overlay = viewer.locator("#stats-overlay")
+    if overlay.is_hidden():
+        viewer.keyboard.press("s")
+    codec = overlay.locator("[data-stat=codec]")
+    expect(codec).not_to_have_text("-")
+    return codec.inner_text()
+
+
+def test_a_viewer_that_cannot_decode_the_preferred_codec_gets_one_it_can(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    """Mixed browsers in one room, through both presets and the renegotiation between."""
+    base = memory_server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    usual, limited = new_page(), new_page()
+    limited.add_init_script(DECODES_ONLY_H264)
+    for viewer in (usual, limited):
+        watch(viewer, base, code)
+        expect_frames_flowing(viewer)
+    expect(limited.locator("#status")).to_have_attribute("data-state", "connected")
+    assert viewer_codec(limited) == "H264"
+    preferred = {"detail": viewer_codec(usual)}
+    assert preferred["detail"] != "H264"  # so the limited viewer's codec was its own
+
+    host.get_by_label("Motion").check()
+    for viewer in (usual, limited):
+        expect_frames_flowing(viewer)
+    expect(limited.locator("[data-stat=codec]")).to_have_text("H264")
+    preferred["motion"] = viewer_codec(usual)
+    assert preferred["motion"] in ("VP8", "VP9", "AV1")
+    # The host's list says each viewer's codec.
+    stats = host.locator("#viewer-list .link-stats")
+    expect(stats.filter(has_text="H264")).to_have_count(1)
+    expect(stats.filter(has_text=preferred["motion"])).to_have_count(1)
+    expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(2)

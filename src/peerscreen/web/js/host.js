@@ -34,13 +34,37 @@ export function forgetSavedRoom() {
 
 /**
  * Encoder settings per quality. Text needs every pixel and few frames; motion needs
- * frames and can give up resolution.
- * @type {Record<Quality, {maxFramerate: number, degradationPreference: RTCDegradationPreference}>}
+ * frames and can give up resolution. ``codec`` is offered first; a viewer that cannot
+ * decode it answers with one it can (benchmarks/README.md, glass-to-glass, has the
+ * figures behind each choice).
+ * @type {Record<Quality, {maxFramerate: number, degradationPreference: RTCDegradationPreference, codec: string}>}
  */
 const QUALITY = {
-  detail: { maxFramerate: 15, degradationPreference: "maintain-resolution" },
-  motion: { maxFramerate: 30, degradationPreference: "maintain-framerate" },
+  detail: { maxFramerate: 15, degradationPreference: "maintain-resolution", codec: "video/VP8" },
+  motion: { maxFramerate: 30, degradationPreference: "maintain-framerate", codec: "video/VP8" },
 };
+
+/**
+ * Offer ``mimeType`` first on the connection's video transceivers (the rest follow in the
+ * browser's order). Applies to the next offer.
+ * @param {RTCPeerConnection} pc @param {string} mimeType
+ */
+function preferCodec(pc, mimeType) {
+  if (!("setCodecPreferences" in RTCRtpTransceiver.prototype)) return;
+  const codecs = RTCRtpSender.getCapabilities?.("video")?.codecs ?? [];
+  const wanted = mimeType.toLowerCase();
+  const first = codecs.filter((codec) => codec.mimeType.toLowerCase() === wanted);
+  if (!first.length) return; // this browser cannot send it: its own order stands
+  const ordered = [...first, ...codecs.filter((codec) => !first.includes(codec))];
+  for (const transceiver of pc.getTransceivers()) {
+    if (transceiver.sender.track?.kind !== "video" || transceiver.currentDirection === "stopped") continue;
+    try {
+      transceiver.setCodecPreferences(ordered);
+    } catch {
+      // A browser that refuses the list keeps its own order: every viewer still decodes.
+    }
+  }
+}
 
 /**
  * Where a new connection's bandwidth estimate starts (kbit/s), instead of Chromium's 300:
@@ -99,9 +123,19 @@ export class HostSession extends EventTarget {
    * @param {Quality} quality
    */
   async setQuality(quality) {
+    const codecChanges = QUALITY[quality].codec !== QUALITY[this.quality].codec;
     this.quality = quality;
     this.applyContentHint();
-    await Promise.all(this.links().map((link) => this.applyQuality(link)));
+    await Promise.all(
+      this.links().map(async (link) => {
+        await this.applyQuality(link);
+        // The media server takes VP8 alone (docs/broadcast.md): its upload stays.
+        if (!codecChanges || link === this.publisher) return;
+        // A new codec takes an offer; the connection and its viewer stay.
+        preferCodec(link.pc, QUALITY[quality].codec);
+        await link.negotiate();
+      }),
+    );
   }
 
   /** @param {PeerLink} link */
@@ -265,6 +299,7 @@ export class HostSession extends EventTarget {
     });
     // Adding the tracks fires negotiationneeded: the link sends this viewer its offer.
     for (const track of this.stream.getTracks()) link.pc.addTrack(track, this.stream);
+    preferCodec(link.pc, QUALITY[this.quality].codec);
     if (this.paused) void this.applyTracks(link);
     // Set the encoder up before the first frame: changing it later restarts it.
     void this.applyQuality(link);

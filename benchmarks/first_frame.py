@@ -1,0 +1,263 @@
+"""First frame from opening the link: a viewer navigates to a room link (page load
+included) and the clock stops at the first frame its video renders; where the time goes.
+
+One server (in-memory store) and one headless Chromium on loopback; a host page shares
+Chromium's fake 1280x720 capture. Each of ``--opens`` viewers opens the link in a fresh
+browser context. Marks taken in the viewer page (installed before its scripts) split the
+time into: page load (navigation to the first API call), join (the join call), to socket
+(join answered to the WebSocket open), offer (socket open to the host's offer),
+answer (offer to the answer set locally), connect (answer to the connection's
+"connected": ICE and DTLS), first packet (connected to the first frame's receive time:
+mostly the host's encoder starting, which the host page's own marks confirm), and show
+(received to rendered: decode and paint).
+
+With ``--baseline REV`` a second server runs the page and server of that git revision
+(from a temporary worktree), and opens alternate between the two, so a noisy moment hits
+both; the report gives the ratio of medians.
+
+    scripts/bench first --opens 20 --baseline HEAD~3        # writes results/first.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from join_latency import ARGS, free_port, start_server, wait_for
+from playwright.sync_api import Browser, Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Viewer marks, in ms since navigation start (performance.now()).
+VIEWER_MARKS = """
+(() => {
+  const marks = window.firstFrameMarks = {};
+  const mark = (name) => { if (!(name in marks)) marks[name] = performance.now(); };
+  const fetch = window.fetch;
+  window.fetch = (input, init) => {
+    const url = String(input);
+    if (url.includes("/api/")) mark("firstApiCall");
+    const joining = /\\/api\\/rooms\\/[^/]+\\/viewers$/.test(url) && init?.method === "POST";
+    if (joining) mark("joinSent");
+    const answer = fetch(input, init);
+    if (joining) answer.then(() => mark("joined"), () => undefined);
+    return answer;
+  };
+  const Socket = window.WebSocket;
+  window.WebSocket = class extends Socket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("open", () => mark("socketOpen"));
+      this.addEventListener("message", (event) => {
+        if (String(event.data).includes('"type":"offer"')) mark("offerReceived");
+      });
+    }
+  };
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("connectionstatechange", () => {
+        if (this.connectionState === "connected") mark("connected");
+      });
+    }
+    async setLocalDescription(...args) {
+      const result = await super.setLocalDescription(...args);
+      if (this.localDescription?.type === "answer") mark("answerSet");
+      return result;
+    }
+  };
+  new MutationObserver(() => {
+    for (const video of document.querySelectorAll("video:not([data-first-frame])")) {
+      video.dataset.firstFrame = "1";
+      video.requestVideoFrameCallback((now, frame) => {
+        mark("rendered");
+        marks.received = frame.receiveTime ?? marks.rendered;
+        window.firstFrameAt = performance.timeOrigin + marks.rendered;
+      });
+    }
+  }).observe(document, { childList: true, subtree: true });
+})();
+"""
+
+# Host marks: for each connection, connected -> first frame encoded (getStats, every 5 ms).
+HOST_MARKS = """
+(() => {
+  window.encoderStarts = [];
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      let connectedAt = null;
+      this.addEventListener("connectionstatechange", () => {
+        if (this.connectionState !== "connected" || connectedAt !== null) return;
+        connectedAt = performance.now();
+        const poll = async () => {
+          for (const s of (await this.getStats()).values()) {
+            if (s.type === "outbound-rtp" && s.kind === "video" && s.framesEncoded > 0) {
+              window.encoderStarts.push(performance.now() - connectedAt);
+              return;
+            }
+          }
+          if (performance.now() - connectedAt < 10000) setTimeout(poll, 5);
+        };
+        void poll();
+      });
+    }
+  };
+})();
+"""
+
+PHASES = (
+    ("page load", None, "firstApiCall"),
+    ("join", "joinSent", "joined"),
+    ("to socket", "joined", "socketOpen"),
+    ("offer", "socketOpen", "offerReceived"),
+    ("answer", "offerReceived", "answerSet"),
+    ("connect", "answerSet", "connected"),
+    ("first packet", "connected", "received"),
+    ("show", "received", "rendered"),
+)
+
+
+def host_room(browser: Browser, base: str) -> tuple[Page, str]:
+    host = browser.new_context(bypass_csp=True).new_page()
+    host.add_init_script(HOST_MARKS)
+    host.goto(base + "/")
+    host.get_by_role("button", name="Start sharing").click()
+    host.wait_for_function("document.getElementById('room-code').textContent.length")
+    return host, f"{base}/r/{host.locator('#room-code').inner_text()}"
+
+
+def open_link(browser: Browser, link: str) -> dict[str, float]:
+    context = browser.new_context(bypass_csp=True)
+    context.add_init_script(VIEWER_MARKS)
+    page = context.new_page()
+    started = time.time() * 1000
+    page.goto(link)
+    rendered_at = float(wait_for(page, "window.firstFrameAt"))
+    marks: dict[str, float] = page.evaluate("window.firstFrameMarks")
+    context.close()
+    result = {"total": rendered_at - started, "in page": marks["rendered"]}
+    for name, start, end in PHASES:
+        if end in marks and (start is None or start in marks):
+            result[name] = marks[end] - (marks[start] if start else 0.0)
+    return result
+
+
+def summarize(samples: list[dict[str, float]], encoder: list[float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ["total", "in page", *(name for name, _, _ in PHASES)]:
+        values = sorted(s[key] for s in samples if key in s)
+        if values:
+            out[key] = {
+                "p50_ms": round(statistics.median(values), 1),
+                "p95_ms": round(values[min(len(values) - 1, int(0.95 * len(values)))], 1),
+            }
+    if encoder:
+        out["host: connected -> first frame encoded"] = {
+            "p50_ms": round(statistics.median(encoder), 1)
+        }
+    return out
+
+
+def baseline_server(revision: str, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """A server running ``revision``'s code (server and page) from a temporary worktree."""
+    tree = Path(tempfile.mkdtemp(prefix="peerscreen-baseline-"))
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), revision],
+        check=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "peerscreen", "serve", "--port", str(port),
+            "--log-level", "warning", "--max-viewers", "200",
+            "--rate-rooms", "100000/hour", "--rate-api", "1000000/hour",
+            "--max-connections-per-client", "100000",
+        ],
+        env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return server, tree
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                server.terminate()
+                raise
+            time.sleep(0.1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--opens", type=int, default=20)
+    parser.add_argument("--baseline", help="a git revision to measure alongside, alternated")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "first.json"
+    )
+    args = parser.parse_args()
+    if not 1 <= args.opens <= 200:
+        parser.error("--opens must be between 1 and 200")
+    servers = {"current": start_server(port := free_port())}
+    bases = {"current": f"http://127.0.0.1:{port}"}
+    tree = None
+    if args.baseline:
+        servers["baseline"], tree = baseline_server(args.baseline, port := free_port())
+        bases["baseline"] = f"http://127.0.0.1:{port}"
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    encoder: dict[str, list[float]] = {}
+    try:
+        executable = shutil.which("chromium") or "/usr/bin/chromium"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
+            rooms = {name: host_room(browser, base) for name, base in bases.items()}
+            for _ in range(args.opens):
+                for name, (_, link) in rooms.items():  # alternated
+                    samples[name].append(open_link(browser, link))
+            for name, (host, _) in rooms.items():
+                encoder[name] = host.evaluate("window.encoderStarts")
+            browser.close()
+    finally:
+        for server in servers.values():
+            server.terminate()
+            server.wait(10)
+        if tree is not None:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                check=False,
+            )
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "opens": args.opens,
+        "baseline_revision": args.baseline,
+    }
+    for name in servers:
+        report[name] = summarize(samples[name], encoder.get(name, []))
+    if "baseline" in samples:
+        report["current_over_baseline_p50"] = round(
+            report["current"]["total"]["p50_ms"] / report["baseline"]["total"]["p50_ms"], 2
+        )
+    print(json.dumps(report, indent=2))
+    report["samples_ms"] = samples
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
