@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOCK = (Path(__file__).resolve().parent / "pages" / "clock.js").read_text()
 CODECS = ("VP8", "VP9", "AV1", "H264")
 
-# The host page's connections prefer one codec (the benchmark's choice, not the page's).
+# The host page's connections prefer one codec (the benchmark's choice, over the page's).
 PREFER_CODEC = """
 navigator.mediaDevices.getDisplayMedia = async () => window.peerscreenClock.source({
   fps: 30, scroll: new URLSearchParams(location.search).get("scroll") === "1",
@@ -55,16 +55,19 @@ navigator.mediaDevices.getDisplayMedia = async () => window.peerscreenClock.sour
 (() => {
   const wanted = new URLSearchParams(location.search).get("codec");
   if (!wanted) return;
+  const name = "video/" + wanted.toLowerCase();
+  // Whatever order the page asks for, the benchmark's codec comes first.
+  const setPreferences = RTCRtpTransceiver.prototype.setCodecPreferences;
+  RTCRtpTransceiver.prototype.setCodecPreferences = function (codecs) {
+    const first = codecs.filter((c) => c.mimeType.toLowerCase() === name);
+    return setPreferences.call(this, [...first, ...codecs.filter((c) => !first.includes(c))]);
+  };
   const addTrack = RTCPeerConnection.prototype.addTrack;
   RTCPeerConnection.prototype.addTrack = function (...args) {
     const sender = addTrack.apply(this, args);
     const transceiver = this.getTransceivers().find((t) => t.sender === sender);
     if (transceiver && sender.track && sender.track.kind === "video") {
-      const codecs = RTCRtpSender.getCapabilities("video").codecs;
-      const name = "video/" + wanted.toLowerCase();
-      const first = codecs.filter((c) => c.mimeType.toLowerCase() === name);
-      const rest = codecs.filter((c) => !first.includes(c));
-      transceiver.setCodecPreferences([...first, ...rest]);
+      transceiver.setCodecPreferences(RTCRtpSender.getCapabilities("video").codecs);
     }
     return sender;
   };
@@ -205,6 +208,11 @@ def measure(browser: Browser, base: str, setup: Setup, seconds: float) -> dict[s
     sender = host.evaluate(SENDER_STATS)
     host.context.close()
     viewer.context.close()
+    negotiated = (receiver.get("codec") or "").removeprefix("video/")
+    if negotiated.upper() != setup.codec.upper():  # a figure for the wrong codec is worse than none
+        raise RuntimeError(
+            f"asked for {setup.codec}, the connection used {negotiated or 'nothing'}"
+        )
     if not readings:
         return {**asdict(setup), "label": setup.label(), "readings": 0, "rejected": rejected}
     latencies = sorted(r["latency"] for r in readings)
