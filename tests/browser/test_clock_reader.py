@@ -67,6 +67,18 @@ def test_frames_without_a_valid_clock_are_rejected_not_misread(new_page: NewPage
       paint(ctx, Date.now(), 1);
       ctx.fillStyle = "#000"; ctx.fillRect(0, BLOCK, 10 * BLOCK, BLOCK);
       out.damaged = read(ctx);
+      // Two bits' columns swapped, both rows alike: each bit still looks valid.
+      paint(ctx, Date.now(), 1);
+      let [a, b] = [null, null];
+      for (let bit = 0; bit < 40 && b === null; bit++) {
+        const dark = ctx.getImageData(bit * BLOCK + 8, 8, 1, 1).data[0] < 128;
+        if (a === null) a = { bit, dark };
+        else if (dark !== a.dark) b = bit;
+      }
+      const column = ctx.getImageData(a.bit * BLOCK, 0, BLOCK, 2 * BLOCK);
+      ctx.putImageData(ctx.getImageData(b * BLOCK, 0, BLOCK, 2 * BLOCK), a.bit * BLOCK, 0);
+      ctx.putImageData(column, b * BLOCK, 0);
+      out.columnsSwapped = read(ctx);
       // Grey blocks: a blur too strong to tell.
       paint(ctx, Date.now(), 1);
       ctx.filter = "blur(12px)"; ctx.drawImage(canvas, 0, 0); ctx.filter = "none";
@@ -74,7 +86,13 @@ def test_frames_without_a_valid_clock_are_rejected_not_misread(new_page: NewPage
       return out;
     }"""
     )
-    assert results == {"noise": None, "blank": None, "damaged": None, "blurred": None}
+    assert results == {
+        "noise": None,
+        "blank": None,
+        "damaged": None,
+        "columnsSwapped": None,
+        "blurred": None,
+    }
 
 
 def test_text_sharpness_is_perfect_for_the_source_and_lower_once_blurred(
