@@ -28,6 +28,7 @@ from pathlib import Path
 MAX_CLIENTS = 64  # allocations through the proxy at once
 MAX_PENDING = 20_000  # delayed datagrams held at once; more are dropped
 IDLE_SECONDS = 60.0  # a client silent this long loses its upstream socket
+MAX_WAITING = 64  # datagrams a new client may send before its upstream socket is ready
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class _Upstream(asyncio.DatagramProtocol):
         self.client = client
         self.transport: asyncio.DatagramTransport | None = None
         self.last_seen = time.monotonic()
+        self.waiting: list[bytes] = []  # from the client while the socket is being made
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -126,18 +128,23 @@ class ImpairedUdpProxy:
                 return
             upstream = _Upstream(self, client)
             self.upstreams[client] = upstream
-            self._loop.create_task(self._connect(upstream, data))
-            return
+            self._loop.create_task(self._connect(upstream))
         upstream.last_seen = time.monotonic()
         transport = upstream.transport
         if transport is not None:
             self.forward(data, lambda: transport.sendto(data))
+        elif len(upstream.waiting) < MAX_WAITING:
+            upstream.waiting.append(data)
+        else:
+            self.dropped += 1
 
-    async def _connect(self, upstream: _Upstream, first: bytes) -> None:
+    async def _connect(self, upstream: _Upstream) -> None:
         transport, _ = await self._loop.create_datagram_endpoint(
             lambda: upstream, remote_addr=self.target
         )
-        self.forward(first, lambda: transport.sendto(first))
+        for data in upstream.waiting:
+            self.forward(data, lambda data=data: transport.sendto(data))
+        upstream.waiting.clear()
 
     def forward(self, data: bytes, send: object) -> None:
         """Drop, or send after the pass's delay (jitter may reorder, as on a real path)."""
