@@ -100,8 +100,11 @@ SENDER_STATS = """async () => {
   for (const pc of window.peerConnections) {
     if (pc.connectionState !== "connected") continue;
     (await pc.getStats()).forEach((s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+        out.estimate = s.availableOutgoingBitrate;
+      }
       if (s.type === "outbound-rtp" && s.kind === "video") out = {
-        encodeTime: s.totalEncodeTime, framesEncoded: s.framesEncoded, bytes: s.bytesSent,
+        ...out, encodeTime: s.totalEncodeTime, framesEncoded: s.framesEncoded, bytes: s.bytesSent,
         width: s.frameWidth, height: s.frameHeight, sendDelay: s.totalPacketSendDelay,
         packets: s.packetsSent, scalabilityMode: s.scalabilityMode ?? null,
         limitation: s.qualityLimitationReason,
@@ -140,7 +143,7 @@ class Setup:
             parts.append(f"turn {self.path}" if self.path != "turn" else "turn")
         if self.shape_kbps:
             parts.append(f"link {self.shape_kbps} kbit/s")
-        return " | ".join(parts)
+        return ", ".join(parts)
 
 
 def share(browser: Browser, base: str, setup: Setup) -> tuple[Page, str]:
@@ -274,6 +277,7 @@ def measure(browser: Browser, base: str, setup: Setup, seconds: float) -> dict[s
         "kbps": round(8 * delta(sender, sender_before, "bytes") / elapsed / 1000),
         "size": f"{sender.get('width')}x{sender.get('height')}",
         "limited_by": sender.get("limitation"),
+        "send_estimate_kbps": round(sender["estimate"] / 1000) if sender.get("estimate") else None,
     }
 
 
@@ -376,9 +380,49 @@ def main() -> int:
         "runs": runs,
     }
     print(json.dumps(summary, indent=2))
+    print(markdown(runs))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def markdown(runs: list[dict[str, Any]]) -> str:
+    """One table row per combination, the repeats side by side (as in benchmarks/README)."""
+
+    def spread(values: list[Any], unit: str = "") -> str:
+        present = [v for v in values if v is not None]
+        if not present:
+            return "-"
+        low, high = min(present), max(present)
+        return f"{low:g}{unit}" if low == high else f"{low:g}-{high:g}{unit}"
+
+    rows = [
+        "| setup | p50 (each run) | p95 | max | fps | freezes > 200 / 500 ms | rejected "
+        "| jitter buffer | encode / frame | kbit/s | text SSIM (PSNR) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label in dict.fromkeys(r["label"] for r in runs):
+        mine = [r for r in runs if r["label"] == label and r.get("readings")]
+        if not mine:
+            rows.append(f"| {label} | no readings | | | | | | | | | |")
+            continue
+
+        def each(key: str, mine: list[dict[str, Any]] = mine) -> list[Any]:
+            return [r.get(key) for r in mine]
+
+        p50 = ", ".join(f"{v:g}" for v in each("p50_ms"))
+        p95 = ", ".join(f"{v:g}" for v in each("p95_ms"))
+        freezes = f"{sum(each('freezes_over_200_ms'))} / {sum(each('freezes_over_500_ms'))}"
+        ssim = spread(each("text_ssim"))
+        psnr = spread(each("text_psnr_db"), " dB")
+        rows.append(
+            f"| {label} | {p50} ms | {p95} ms | {spread(each('max_ms'), ' ms')} "
+            f"| {spread(each('fps'))} | {freezes} | {spread(each('rejected'))} "
+            f"| {spread(each('jitter_buffer_ms'), ' ms')} "
+            f"| {spread(each('encode_ms_per_frame'), ' ms')} | {spread(each('kbps'))} "
+            f"| {ssim} ({psnr}) |"
+        )
+    return "\n".join(rows)
 
 
 def start_relay() -> tuple[LocalTurn, ImpairedUdpProxy]:
