@@ -195,9 +195,13 @@ def shape_loopback(kbps: int | None) -> Iterator[None]:
     if not kbps:
         yield
         return
-    if not Path("/sys/class/net/jlo").exists():  # scripts/netns makes it; the host has none
+    # scripts/netns makes jlo; the machine has none. (/proc/self/net follows the namespace,
+    # /sys/class/net does not.)
+    if "jlo:" not in Path("/proc/self/net/dev").read_text():
         raise RuntimeError("shaping loopback needs a namespace of its own: run in scripts/netns")
     burst = max(4000, kbps * 1000 // 8 // 50)  # bytes: 20 ms at the rate, at least 4 KB
+    # A token bucket never passes a packet larger than itself, and loopback's are 64 KB.
+    subprocess.run(["ip", "link", "set", "lo", "mtu", "1500"], check=True)
     subprocess.run(
         ["tc", "qdisc", "replace", "dev", "lo", "root", "tbf", "rate", f"{kbps}kbit",
          "burst", str(burst), "latency", "50ms"],
@@ -207,3 +211,4 @@ def shape_loopback(kbps: int | None) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], check=False)
+        subprocess.run(["ip", "link", "set", "lo", "mtu", "65536"], check=False)
