@@ -126,6 +126,7 @@ class Setup:
     text: str = "still"
     path: str = "direct"  # or an Impairment's text: through TURN behind the lossy hop
     shape_kbps: int | None = None
+    hint: str | None = None  # the track's contentHint, over the page's
 
     @property
     def relayed(self) -> bool:
@@ -143,6 +144,8 @@ class Setup:
             parts.append(f"turn {self.path}" if self.path != "turn" else "turn")
         if self.shape_kbps:
             parts.append(f"link {self.shape_kbps} kbit/s")
+        if self.hint:
+            parts.append(f"hint {self.hint}")
         return ", ".join(parts)
 
 
@@ -161,10 +164,11 @@ def share(browser: Browser, base: str, setup: Setup) -> tuple[Page, str]:
 
 
 # The benchmark's encoder settings, on top of the page's own.
-SET_ENCODER = """async ({kbps, mode}) => {
+SET_ENCODER = """async ({kbps, mode, hint}) => {
   for (const pc of window.peerConnections) {
     for (const sender of pc.getSenders()) {
       if (!sender.track || sender.track.kind !== "video") continue;
+      if (hint) sender.track.contentHint = hint;
       const parameters = sender.getParameters();
       for (const encoding of parameters.encodings) {
         if (kbps) encoding.maxBitrate = kbps * 1000;
@@ -189,9 +193,11 @@ def measure(browser: Browser, base: str, setup: Setup, seconds: float) -> dict[s
     viewer.wait_for_function(
         "document.getElementById('remote-video').videoWidth > 0", timeout=30_000
     )
-    if setup.cap_kbps or setup.scalability:  # after the page set its parameters on connect
+    if setup.cap_kbps or setup.scalability or setup.hint:  # after the page's own, on connect
         viewer.wait_for_timeout(500)
-        host.evaluate(SET_ENCODER, {"kbps": setup.cap_kbps, "mode": setup.scalability})
+        host.evaluate(
+            SET_ENCODER, {"kbps": setup.cap_kbps, "mode": setup.scalability, "hint": setup.hint}
+        )
     # Settle: the first seconds of a connection ramp its bitrate up.
     viewer.wait_for_timeout(2000)
     viewer.evaluate(
@@ -293,6 +299,9 @@ def main() -> int:
         "--caps", default="", help="bitrate caps in kbit/s, e.g. 300,1000,3000 (none: uncapped)"
     )
     parser.add_argument("--scalability", default="", help="modes to try, e.g. none,L1T3")
+    parser.add_argument(
+        "--hints", default="", help="contentHint to set on the track, e.g. detail,text"
+    )
     parser.add_argument("--text", default="still", help="still,scroll")
     parser.add_argument(
         "--paths",
@@ -324,10 +333,11 @@ def main() -> int:
     except ValueError as error:
         parser.error(str(error))
     setups = [
-        Setup(codec, preset, cap, mode, text, path, shape)
+        Setup(codec, preset, cap, mode, text, path, shape, hint)
         for preset in names(args.presets)
         for cap in [int(c) or None for c in names(args.caps)] or [None]
         for mode in [None if m == "none" else m for m in names(args.scalability)] or [None]
+        for hint in list[str | None](names(args.hints)) or [None]
         for text in names(args.text)
         for path in paths
         for shape in [int(k) or None for k in names(args.shape)] or [None]
