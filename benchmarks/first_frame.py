@@ -5,7 +5,8 @@ One server (in-memory store) and one headless Chromium on loopback; a host page 
 Chromium's fake 1280x720 capture. Each of ``--opens`` viewers opens the link in a fresh
 browser context. Marks taken in the viewer page (installed before its scripts) split the
 time into: page load (navigation to the first API call), join (the join call), to socket
-(join answered to the WebSocket open), offer (socket open to the host's offer),
+(join answered to the WebSocket created: the page's own work), socket handshake (to its
+open), offer (socket open to the host's offer),
 answer (offer to the answer set locally), connect (answer to the connection's
 "connected": ICE and DTLS), first packet (connected to the first frame's receive time:
 mostly the host's encoder starting, which the host page's own marks confirm), and show
@@ -59,6 +60,7 @@ VIEWER_MARKS = """
   window.WebSocket = class extends Socket {
     constructor(...args) {
       super(...args);
+      mark("socketCreated");
       this.addEventListener("open", () => mark("socketOpen"));
       this.addEventListener("message", (event) => {
         if (String(event.data).includes('"type":"offer"')) mark("offerReceived");
@@ -123,7 +125,8 @@ HOST_MARKS = """
 PHASES = (
     ("page load", None, "firstApiCall"),
     ("join", "joinSent", "joined"),
-    ("to socket", "joined", "socketOpen"),
+    ("to socket", "joined", "socketCreated"),
+    ("socket handshake", "socketCreated", "socketOpen"),
     ("offer", "socketOpen", "offerReceived"),
     ("answer", "offerReceived", "answerSet"),
     ("connect", "answerSet", "connected"),
