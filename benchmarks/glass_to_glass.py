@@ -84,6 +84,7 @@ RECEIVER_STATS = """async () => {
       codecId: s.codecId, framesDecoded: s.framesDecoded, decodeTime: s.totalDecodeTime,
       packetsLost: s.packetsLost, packetsReceived: s.packetsReceived,
       nacks: s.nackCount, plis: s.pliCount, freezes: s.freezeCount,
+      fecReceived: s.fecPacketsReceived, retransmitted: s.retransmittedPacketsReceived,
     };
     if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
       out.rtt = s.currentRoundTripTime;
@@ -277,6 +278,9 @@ def measure(browser: Browser, base: str, setup: Setup, seconds: float) -> dict[s
         "freezes_over_500_ms": sum(1 for g in gaps if g > 500),
         "longest_gap_ms": max(gaps) if gaps else None,
         "loss_percent": round(100 * lost / (lost + received), 2) if lost + received else 0.0,
+        "nacks": delta(receiver, receiver_before, "nacks"),
+        "retransmitted_received": delta(receiver, receiver_before, "retransmitted"),
+        "fec_received": delta(receiver, receiver_before, "fecReceived"),
         "where_p50_goes": where,
         "jitter_buffer_ms": where["jitter_buffer_ms"],
         "encode_ms_per_frame": where["encode_ms"],
