@@ -118,7 +118,7 @@ class ImpairedUdpProxy:
         )
         self.downstream = transport
         self.port = transport.get_extra_info("sockname")[1]
-        self._loop.create_task(self._forget_idle())
+        self._idle_task = self._loop.create_task(self._forget_idle())
 
     def from_client(self, data: bytes, client: tuple[str, int]) -> None:
         upstream = self.upstreams.get(client)
@@ -177,15 +177,18 @@ class ImpairedUdpProxy:
 
     def stop(self) -> None:
         def close() -> None:
+            self._idle_task.cancel()
             for upstream in self.upstreams.values():
                 if upstream.transport is not None:
                     upstream.transport.close()
             if self.downstream is not None:
                 self.downstream.close()
-            self._loop.stop()
+            self._loop.call_soon(self._loop.stop)  # after the cancellation has run
 
         self._loop.call_soon_threadsafe(close)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 @contextlib.contextmanager
