@@ -273,33 +273,51 @@ export class HostSession extends EventTarget {
   }
 
   /**
-   * A connection of the viewer's own, straight from this page (mesh).
-   * @param {ViewerEntry} entry
+   * A connection that sends this page's stream to ``to`` (a viewer, or "sfu"), set up
+   * for the current quality before its first frame.
+   * @param {SignalingClient} client @param {string} to
+   * @param {(state: RTCPeerConnectionState) => void} onState  while the link is current
+   * @param {() => boolean} isCurrent
    */
-  connectViewer(entry) {
-    if (!this.client) return;
-    const client = this.client;
-    const viewerId = entry.id;
+  sendingLink(client, to, onState, isCurrent) {
     const link = new PeerLink({
       polite: false,
       config: this.config,
-      send: (type, fields) => client.send(type, { ...fields, to: viewerId }),
+      send: (type, fields) => client.send(type, { ...fields, to }),
       editRemote: startFast,
     });
-    entry.link = link;
-    entry.state = "joining";
     link.addEventListener("state", (event) => {
-      if (entry.link !== link) return;
-      entry.state = /** @type {CustomEvent} */ (event).detail;
-      if (entry.state === "connected") void this.applyQuality(link);
+      if (!isCurrent()) return;
+      const state = /** @type {CustomEvent} */ (event).detail;
+      onState(state);
+      if (state === "connected") void this.applyQuality(link);
       this.emitViewers();
     });
-    // Adding the tracks fires negotiationneeded: the link sends this viewer its offer.
+    // Adding the tracks fires negotiationneeded: the link sends its offer.
     for (const track of this.stream.getTracks()) link.pc.addTrack(track, this.stream);
     preferCodec(link.pc, PREFERRED_CODEC);
     if (this.paused) void this.applyTracks(link);
     // Set the encoder up before the first frame: changing it later restarts it.
     void this.applyQuality(link);
+    return link;
+  }
+
+  /**
+   * A connection of the viewer's own, straight from this page (mesh).
+   * @param {ViewerEntry} entry
+   */
+  connectViewer(entry) {
+    if (!this.client) return;
+    entry.state = "joining";
+    /** @type {PeerLink | null} */
+    let link = null;
+    link = this.sendingLink(
+      this.client,
+      entry.id,
+      (state) => (entry.state = state),
+      () => entry.link === link,
+    );
+    entry.link = link;
   }
 
   /**
@@ -308,26 +326,18 @@ export class HostSession extends EventTarget {
    */
   publish() {
     if (!this.client || this.ended) return;
-    const client = this.client;
     this.path = "broadcast";
     this.publisher?.close();
-    const link = new PeerLink({
-      polite: false,
-      config: this.config,
-      send: (type, fields) => client.send(type, { ...fields, to: "sfu" }),
-      editRemote: startFast,
-    });
-    this.publisher = link;
     this.publisherState = "new";
-    link.addEventListener("state", (event) => {
-      if (this.publisher !== link) return;
-      this.publisherState = /** @type {CustomEvent} */ (event).detail;
-      if (this.publisherState === "connected") void this.applyQuality(link);
-      this.emitViewers();
-    });
-    for (const track of this.stream.getTracks()) link.pc.addTrack(track, this.stream);
-    if (this.paused) void this.applyTracks(link);
-    void this.applyQuality(link);
+    /** @type {PeerLink | null} */
+    let link = null;
+    link = this.sendingLink(
+      this.client,
+      "sfu",
+      (state) => (this.publisherState = state),
+      () => this.publisher === link,
+    );
+    this.publisher = link;
     this.emitViewers();
   }
 
