@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from join_latency import ARGS, TRACK_PCS, free_port, start_server, summary
-from playwright.sync_api import Browser, Page, sync_playwright
+from join_latency import ARGS, TRACK_PCS, free_port, host_room, start_server, summary
+from playwright.sync_api import Browser, sync_playwright
 from watch_first_frame import browser_once
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,19 +136,10 @@ def browser_pid(browser: Browser) -> int:
 KNOWN_BROWSERS: set[int] = set()
 
 
-def share(browser: Browser, base: str) -> tuple[Page, str]:
-    page = browser.new_context(bypass_csp=True).new_page()
-    page.add_init_script(TRACK_PCS)
-    page.goto(base + "/")
-    page.get_by_role("button", name="Start sharing").click()
-    page.wait_for_function("document.getElementById('room-code').textContent.length")
-    return page, f"{base}/r/{page.locator('#room-code').inner_text()}"
-
-
 def host_cost(
     host_browser: Browser, host_pid: int, base: str, counts: list[int], window: float
 ) -> list[dict[str, Any]]:
-    host, link = share(host_browser, base)
+    host, link = host_room(host_browser, base, TRACK_PCS)
     rows = []
     for count in counts:
         viewers = LightViewers(link, count)
@@ -190,7 +181,7 @@ def janus_cost(
     """Light viewers in steps, in processes of up to PER_PROCESS each (one Python process
     handles about that many at full rate), until a step where one of them gets under 90%
     of the host's frames, or does not connect within two minutes."""
-    host, link = share(browser, base)
+    host, link = host_room(browser, base, TRACK_PCS)
     janus = psutil.Process(janus_pid(server))
     rows: list[dict[str, Any]] = []
     count = 10
@@ -296,8 +287,8 @@ def main() -> int:
                 )
             if "first" in phases:
                 # First frame: a mesh room, and a broadcast room with one viewer in it.
-                _, mesh_link = share(other, mesh_base)
-                _, broadcast_link = share(other, broadcast_base)
+                _, mesh_link = host_room(other, mesh_base, TRACK_PCS)
+                _, broadcast_link = host_room(other, broadcast_base, TRACK_PCS)
                 warm = LightViewers(broadcast_link, 1)
                 warm.wait_receiving()
                 samples = first_frames(

@@ -28,16 +28,14 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-from join_latency import ARGS, free_port, start_server, wait_for
-from playwright.sync_api import Browser, Page, sync_playwright
+from join_latency import ARGS, free_port, host_room, start_server, wait_for
+from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,15 +133,6 @@ PHASES = (
 )
 
 
-def host_room(browser: Browser, base: str) -> tuple[Page, str]:
-    host = browser.new_context(bypass_csp=True).new_page()
-    host.add_init_script(HOST_MARKS)
-    host.goto(base + "/")
-    host.get_by_role("button", name="Start sharing").click()
-    host.wait_for_function("document.getElementById('room-code').textContent.length")
-    return host, f"{base}/r/{host.locator('#room-code').inner_text()}"
-
-
 def open_link(browser: Browser, link: str) -> dict[str, float]:
     context = browser.new_context(bypass_csp=True)
     context.add_init_script(VIEWER_MARKS)
@@ -183,26 +172,7 @@ def baseline_server(revision: str, port: int) -> tuple[subprocess.Popen[bytes], 
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), revision],
         check=True,
     )
-    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "peerscreen", "serve", "--port", str(port),
-            "--log-level", "warning", "--max-viewers", "200",
-            "--rate-rooms", "100000/hour", "--rate-api", "1000000/hour",
-            "--max-connections-per-client", "100000",
-        ],
-        env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return server, tree
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                server.terminate()
-                raise
-            time.sleep(0.1)
+    return start_server(port, env={**os.environ, "PYTHONPATH": str(tree / "src")}), tree
 
 
 def main() -> int:
@@ -227,7 +197,7 @@ def main() -> int:
         executable = shutil.which("chromium") or "/usr/bin/chromium"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
-            rooms = {name: host_room(browser, base) for name, base in bases.items()}
+            rooms = {name: host_room(browser, base, HOST_MARKS) for name, base in bases.items()}
             for _ in range(args.opens):
                 for name, (_, link) in rooms.items():  # alternated
                     samples[name].append(open_link(browser, link))

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from impairment import ImpairedUdpProxy, Impairment, shape_loopback
-from join_latency import ARGS, TRACK_PCS, free_port, start_server
+from join_latency import ARGS, TRACK_PCS, free_port, host_room, start_server
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from peerscreen.config import Settings
@@ -151,17 +151,18 @@ class Setup:
 
 
 def share(browser: Browser, base: str, setup: Setup) -> tuple[Page, str]:
-    host = browser.new_context(bypass_csp=True).new_page()
-    host.add_init_script(TRACK_PCS)
-    host.add_init_script(CLOCK)
-    host.add_init_script(PREFER_CODEC)
-    query = f"codec={setup.codec}&scroll={int(setup.text == 'scroll')}"
-    host.goto(f"{base}/?{query}{'&relay=1' if setup.relayed else ''}")
-    host.get_by_role("button", name="Start sharing").click()
-    host.wait_for_function("document.getElementById('room-code').textContent.length")
+    query = f"?codec={setup.codec}&scroll={int(setup.text == 'scroll')}"
+    host, link = host_room(
+        browser,
+        base,
+        TRACK_PCS,
+        CLOCK,
+        PREFER_CODEC,
+        query=query + ("&relay=1" if setup.relayed else ""),
+    )
     if setup.preset == "motion":
         host.get_by_label("Motion").check()
-    return host, host.locator("#room-code").inner_text()
+    return host, link
 
 
 # The benchmark's encoder settings, on top of the page's own.
@@ -186,11 +187,11 @@ def per(total: float, count: float, scale: float = 1000.0) -> float | None:
 
 
 def measure(browser: Browser, base: str, setup: Setup, seconds: float) -> dict[str, Any]:
-    host, code = share(browser, base, setup)
+    host, link = share(browser, base, setup)
     viewer = browser.new_context(bypass_csp=True).new_page()
     viewer.add_init_script(TRACK_PCS)
     viewer.add_init_script(CLOCK)
-    viewer.goto(f"{base}/r/{code}{'?relay=1' if setup.relayed else ''}")
+    viewer.goto(link + ("?relay=1" if setup.relayed else ""))
     viewer.wait_for_function(
         "document.getElementById('remote-video').videoWidth > 0", timeout=30_000
     )

@@ -89,16 +89,19 @@ def free_port() -> int:
         return port
 
 
-def start_server(port: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """A peerscreen server on loopback with limits no benchmark reaches (and ``extra``
-    flags); returns once it answers."""
+    flags, and ``env`` in place of this environment); returns once it answers."""
     server = subprocess.Popen(
         [
             sys.executable, "-m", "peerscreen", "serve", "--port", str(port),
             "--log-level", "warning", "--max-viewers", "200",
             "--rate-rooms", "100000/hour", "--rate-api", "1000000/hour",
             "--max-connections-per-client", "100000", *extra,
-        ]
+        ],
+        env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 20
     while True:
@@ -112,17 +115,25 @@ def start_server(port: int, *extra: str) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
 
 
+def host_room(browser: Browser, base: str, *init_scripts: str, query: str = "") -> tuple[Page, str]:
+    """A host page in a context of its own (``init_scripts`` installed before the page's
+    own) that has started sharing; the page and the room link."""
+    host = browser.new_context(bypass_csp=True).new_page()
+    for script in init_scripts:
+        host.add_init_script(script)
+    host.goto(f"{base}/{query}")
+    host.get_by_role("button", name="Start sharing").click()
+    host.wait_for_function("document.getElementById('room-code').textContent.length > 0")
+    return host, f"{base}/r/{host.locator('#room-code').inner_text()}"
+
+
 def wait_for(page: Page, expression: str, timeout_ms: int = 30_000) -> Any:
     return page.wait_for_function(expression, timeout=timeout_ms).json_value()
 
 
 def peerscreen_joins(browser: Browser, base: str, joins: int) -> list[float]:
-    host_context = browser.new_context(bypass_csp=True)
-    host = host_context.new_page()
-    host.goto(base + "/")
-    host.get_by_role("button", name="Start sharing").click()
-    host.wait_for_function("document.getElementById('room-code').textContent.length > 0")
-    code = host.locator("#room-code").inner_text()
+    host, link = host_room(browser, base)
+    code = link.rsplit("/", 1)[1]
     results = []
     for _ in range(joins):
         context = browser.new_context(bypass_csp=True)
@@ -136,7 +147,7 @@ def peerscreen_joins(browser: Browser, base: str, joins: int) -> list[float]:
         results.append(float(first - connect))
         page.get_by_role("button", name="Leave").click()
         context.close()
-    host_context.close()
+    host.context.close()
     return results
 
 

@@ -30,7 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from join_latency import ARGS, FIRST_FRAME, free_port, start_server, summary, wait_for
+from join_latency import ARGS, FIRST_FRAME, free_port, host_room, start_server, summary, wait_for
 from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,11 +88,7 @@ def main() -> int:
         executable = shutil.which("chromium") or "/usr/bin/chromium"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
-            host = browser.new_context(bypass_csp=True).new_page()
-            host.goto(base + "/")
-            host.get_by_role("button", name="Start sharing").click()
-            host.wait_for_function("document.getElementById('room-code').textContent.length")
-            link = f"{base}/r/{host.locator('#room-code').inner_text()}"
+            _, link = host_room(browser, base)
             for _ in range(args.joins):  # alternated, so a noisy moment hits both
                 total, joined = watch_once(link)
                 watch_total.append(total)
