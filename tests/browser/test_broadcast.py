@@ -67,14 +67,19 @@ def janus_server(start_server: Callable[..., ServerProcess], **options: object) 
     return start_server(janus=True, janus_ice_addresses="127.0.0.2", **options)
 
 
+def counted_host(new_page: NewPage, base: str) -> tuple[Page, str]:
+    """A host page whose peer connections are counted, sharing; the page and room code."""
+    host = new_page()
+    track_peer_connections(host)
+    return host, start_sharing(host, base)
+
+
 def test_a_long_polling_viewer_receives_the_broadcast_too(
     media_network: None, start_server: Callable[..., ServerProcess], new_page: NewPage
 ) -> None:
     """A viewer whose WebSocket cannot open subscribes and answers over HTTP."""
     server = janus_server(start_server, mesh_max=1)
-    host = new_page()
-    track_peer_connections(host)
-    code = start_sharing(host, server.base_url)
+    host, code = counted_host(new_page, server.base_url)
     viewer = new_page()
     viewer.goto(f"{server.base_url}/r/{code}?transport=long-poll")
     expect(host.locator("#viewer-list li[data-state='broadcast']")).to_have_count(1)
@@ -94,9 +99,7 @@ def test_past_mesh_max_viewers_the_host_uploads_once(
 ) -> None:
     server = janus_server(start_server, mesh_max=2)
     base = server.base_url
-    host = new_page()
-    track_peer_connections(host)
-    code = start_sharing(host, base)
+    host, code = counted_host(new_page, base)
     viewers = [new_page() for _ in range(3)]
     for viewer in viewers:
         watch(viewer, base, code)
@@ -124,9 +127,7 @@ def test_when_janus_dies_the_room_recovers_and_viewers_render_again(
 ) -> None:
     server = janus_server(start_server, mesh_max=1)
     base = server.base_url
-    host = new_page()
-    track_peer_connections(host)
-    code = start_sharing(host, base)
+    host, code = counted_host(new_page, base)
     viewers = [new_page(), new_page()]
     for viewer in viewers:
         track_peer_connections(viewer)
@@ -211,9 +212,7 @@ def test_two_browsers_and_ten_light_viewers_all_from_one_upload(
 ) -> None:
     server = janus_server(start_server, mesh_max=2)
     base = server.base_url
-    host = new_page()
-    track_peer_connections(host)
-    code = start_sharing(host, base)
+    host, code = counted_host(new_page, base)
     browsers = [new_page(), new_page()]
     for viewer in browsers:
         watch(viewer, base, code)
@@ -260,9 +259,7 @@ def test_watching_viewers_keep_rendering_through_the_switch_to_broadcast(
 ) -> None:
     server = janus_server(start_server, mesh_max=3)
     base = server.base_url
-    host = new_page()
-    track_peer_connections(host)
-    code = start_sharing(host, base)
+    host, code = counted_host(new_page, base)
     watching = [new_page(), new_page()]
     for viewer in watching:
         watch(viewer, base, code)
@@ -308,9 +305,7 @@ def test_in_broadcast_the_host_pauses_switches_source_and_reloads(
 ) -> None:
     server = janus_server(start_server, mesh_max=1)
     base = server.base_url
-    host = new_page()
-    track_peer_connections(host)
-    code = start_sharing(host, base)
+    host, code = counted_host(new_page, base)
     viewer = new_page()
     track_peer_connections(viewer)
     watch(viewer, base, code)
@@ -395,9 +390,7 @@ def test_two_processes_on_one_redis_and_two_media_nodes(
     }
     wait_until(lambda: all(_answers(node) for node in two_media_nodes), 10, "both nodes")
     first, second = start_server(**shared), start_server(**shared)
-    host = new_page()
-    track_peer_connections(host)
-    code = start_sharing(host, first.base_url)
+    host, code = counted_host(new_page, first.base_url)
     viewers = [new_page(), new_page()]
     for viewer in viewers:
         track_peer_connections(viewer)
