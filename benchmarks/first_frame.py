@@ -9,8 +9,10 @@ time into: page load (navigation to the first API call), join (the join call), t
 open), offer (socket open to the host's offer),
 answer (offer to the answer set locally), connect (answer to the connection's
 "connected": ICE and DTLS), first packet (connected to the first frame's receive time:
-mostly the host's encoder starting, which the host page's own marks confirm), and show
-(received to rendered: decode and paint).
+mostly the host's encoder starting), and show (received to rendered: decode and paint).
+Then ``--traced`` more opens run under a Chromium trace, which shows the first packet phase
+from the host's side (benchmarks/encoder_start.py): its encoder's set-up, the frames
+captured meanwhile and not encoded, the first encode, the viewer's first decode.
 
 With ``--baseline REV`` a second server runs the page and server of that git revision
 (from a temporary worktree), and opens alternate between the two, so a noisy moment hits
@@ -34,7 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from join_latency import ARGS, free_port, host_room, start_server, wait_for
+from encoder_start import CONNECTION_MARKS, encoder_start, medians, traced_open
+from join_latency import ARGS, RENDERED, free_port, host_room, open_until_rendered, start_server
 from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Viewer marks, in ms since navigation start (performance.now()).
 VIEWER_MARKS = """
 (() => {
+  const RENDERED = "__RENDERED__";
   const marks = window.firstFrameMarks = {};
   const mark = (name) => { if (!(name in marks)) marks[name] = performance.now(); };
   const fetch = window.fetch;
@@ -86,39 +90,12 @@ VIEWER_MARKS = """
         mark("rendered");
         marks.received = frame.receiveTime ?? marks.rendered;
         window.firstFrameAt = performance.timeOrigin + marks.rendered;
+        console.log(RENDERED);
       });
     }
   }).observe(document, { childList: true, subtree: true });
 })();
-"""
-
-# Host marks: for each connection, connected -> first frame encoded (getStats, every 5 ms).
-HOST_MARKS = """
-(() => {
-  window.encoderStarts = [];
-  const Native = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) {
-      super(...args);
-      let connectedAt = null;
-      this.addEventListener("connectionstatechange", () => {
-        if (this.connectionState !== "connected" || connectedAt !== null) return;
-        connectedAt = performance.now();
-        const poll = async () => {
-          for (const s of (await this.getStats()).values()) {
-            if (s.type === "outbound-rtp" && s.kind === "video" && s.framesEncoded > 0) {
-              window.encoderStarts.push(performance.now() - connectedAt);
-              return;
-            }
-          }
-          if (performance.now() - connectedAt < 10000) setTimeout(poll, 5);
-        };
-        void poll();
-      });
-    }
-  };
-})();
-"""
+""".replace("__RENDERED__", RENDERED)
 
 PHASES = (
     ("page load", None, "firstApiCall"),
@@ -138,8 +115,8 @@ def open_link(browser: Browser, link: str) -> dict[str, float]:
     context.add_init_script(VIEWER_MARKS)
     page = context.new_page()
     started = time.time() * 1000
-    page.goto(link)
-    rendered_at = float(wait_for(page, "window.firstFrameAt"))
+    open_until_rendered(page, link)
+    rendered_at = float(page.evaluate("window.firstFrameAt"))
     marks: dict[str, float] = page.evaluate("window.firstFrameMarks")
     context.close()
     result = {"total": rendered_at - started, "in page": marks["rendered"]}
@@ -149,7 +126,7 @@ def open_link(browser: Browser, link: str) -> dict[str, float]:
     return result
 
 
-def summarize(samples: list[dict[str, float]], encoder: list[float]) -> dict[str, Any]:
+def summarize(samples: list[dict[str, float]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ["total", "in page", *(name for name, _, _ in PHASES)]:
         values = sorted(s[key] for s in samples if key in s)
@@ -158,10 +135,6 @@ def summarize(samples: list[dict[str, float]], encoder: list[float]) -> dict[str
                 "p50_ms": round(statistics.median(values), 1),
                 "p95_ms": round(values[min(len(values) - 1, int(0.95 * len(values)))], 1),
             }
-    if encoder:
-        out["host: connected -> first frame encoded"] = {
-            "p50_ms": round(statistics.median(encoder), 1)
-        }
     return out
 
 
@@ -180,11 +153,16 @@ def main() -> int:
     parser.add_argument("--opens", type=int, default=20)
     parser.add_argument("--baseline", help="a git revision to measure alongside, alternated")
     parser.add_argument(
+        "--traced", type=int, default=3, help="opens under a trace, after the timed ones"
+    )
+    parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "first.json"
     )
     args = parser.parse_args()
     if not 1 <= args.opens <= 200:
         parser.error("--opens must be between 1 and 200")
+    if not 0 <= args.traced <= 20:
+        parser.error("--traced must be between 0 and 20")
     servers = {"current": start_server(port := free_port())}
     bases = {"current": f"http://127.0.0.1:{port}"}
     tree = None
@@ -192,17 +170,22 @@ def main() -> int:
         servers["baseline"], tree = baseline_server(args.baseline, port := free_port())
         bases["baseline"] = f"http://127.0.0.1:{port}"
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-    encoder: dict[str, list[float]] = {}
+    traced: list[dict[str, float]] = []
     try:
         executable = shutil.which("chromium") or "/usr/bin/chromium"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
-            rooms = {name: host_room(browser, base, HOST_MARKS) for name, base in bases.items()}
+            rooms = {name: host_room(browser, base)[1] for name, base in bases.items()}
             for _ in range(args.opens):
-                for name, (_, link) in rooms.items():  # alternated
+                for name, link in rooms.items():  # alternated
                     samples[name].append(open_link(browser, link))
-            for name, (host, _) in rooms.items():
-                encoder[name] = host.evaluate("window.encoderStarts")
+            if args.traced:
+                # A room of its own: no other viewer's encoder in the trace.
+                _, link = host_room(browser, bases["current"], CONNECTION_MARKS)
+                for _ in range(args.traced):
+                    reading = encoder_start(traced_open(browser, link))
+                    if reading is not None:
+                        traced.append(reading)
             browser.close()
     finally:
         for server in servers.values():
@@ -220,7 +203,12 @@ def main() -> int:
         "baseline_revision": args.baseline,
     }
     for name in servers:
-        report[name] = summarize(samples[name], encoder.get(name, []))
+        report[name] = summarize(samples[name])
+    if traced:
+        report["current"]["first packet, traced (ms from the viewer's connected)"] = {
+            "median": medians(traced),
+            "opens": traced,
+        }
     if "baseline" in samples:
         report["current_over_baseline_p50"] = round(
             report["current"]["total"]["p50_ms"] / report["baseline"]["total"]["p50_ms"], 2

@@ -54,11 +54,14 @@ ARGS = [
 # Starts the clock when the join form is submitted (the viewer's Connect) and stops it at
 # the first frame any <video> on the page renders. Both are read inside the page, so the
 # driver's own delays count for neither flow.
+RENDERED = "peerscreen benchmark: first frame rendered"
 FIRST_FRAME = """
 (() => {
   document.addEventListener("submit", () => { window.connectAt = Date.now(); }, true);
   const watch = (video) => video.requestVideoFrameCallback(() => {
-    if (!window.firstFrameAt) window.firstFrameAt = Date.now();
+    if (window.firstFrameAt) return;
+    window.firstFrameAt = Date.now();
+    console.log("__RENDERED__");
   });
   new MutationObserver(() => {
     for (const video of document.querySelectorAll("video:not([data-watched])")) {
@@ -67,7 +70,7 @@ FIRST_FRAME = """
     }
   }).observe(document, {childList: true, subtree: true});
 })();
-"""
+""".replace("__RENDERED__", RENDERED)
 
 # Lists the page's peer connections in window.peerConnections (installed before its scripts).
 TRACK_PCS = """(() => {
@@ -129,6 +132,17 @@ def host_room(browser: Browser, base: str, *init_scripts: str, query: str = "") 
 
 def wait_for(page: Page, expression: str, timeout_ms: int = 30_000) -> Any:
     return page.wait_for_function(expression, timeout=timeout_ms).json_value()
+
+
+def open_until_rendered(page: Page, link: str, timeout_ms: int = 30_000) -> None:
+    """Open ``link`` and return once the page logs RENDERED (its first frame rendered).
+
+    The page says so rather than being polled: polling (``wait_for``) injects Playwright's
+    own script into a freshly opened page while it connects, which took the page's main
+    thread for about 50 ms here and counted in every figure.
+    """
+    with page.expect_console_message(lambda message: message.text == RENDERED, timeout=timeout_ms):
+        page.goto(link, wait_until="commit")
 
 
 def peerscreen_joins(browser: Browser, base: str, joins: int) -> list[float]:

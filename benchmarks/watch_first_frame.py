@@ -30,7 +30,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from join_latency import ARGS, FIRST_FRAME, free_port, host_room, start_server, summary, wait_for
+from join_latency import (
+    ARGS,
+    FIRST_FRAME,
+    free_port,
+    host_room,
+    open_until_rendered,
+    start_server,
+    summary,
+)
 from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +71,8 @@ def browser_once(browser: Browser, link: str) -> float:
     context.add_init_script(FIRST_FRAME)
     page = context.new_page()
     started = time.time() * 1000
-    page.goto(link)
-    first = float(wait_for(page, "window.firstFrameAt"))
+    open_until_rendered(page, link)
+    first = float(page.evaluate("window.firstFrameAt"))
     context.close()
     return first - started
 
