@@ -100,6 +100,17 @@ SENDER_STATS = """async () => {
   let out = {};
   for (const pc of window.peerConnections) {
     if (pc.connectionState !== "connected") continue;
+    for (const sender of pc.getSenders()) {
+      if (sender.track?.kind !== "video") continue;
+      const parameters = sender.getParameters();
+      const encoding = parameters.encodings?.[0] ?? {};
+      out.settings = {
+        degradation: parameters.degradationPreference ?? null,
+        maxFramerate: encoding.maxFramerate ?? null,
+        scale: encoding.scaleResolutionDownBy ?? null,
+        maxBitrate: encoding.maxBitrate ?? null,
+      };
+    }
     (await pc.getStats()).forEach((s) => {
       if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
         out.estimate = s.availableOutgoingBitrate;
@@ -128,6 +139,20 @@ class Setup:
     path: str = "direct"  # or an Impairment's text: through TURN behind the lossy hop
     shape_kbps: int | None = None
     hint: str | None = None  # the track's contentHint, over the page's
+    degradation: str | None = None  # the sender's degradationPreference, over the page's
+    max_fps: int | None = None  # the encoding's maxFramerate, over the page's
+    scale: float | None = None  # the encoding's scaleResolutionDownBy, over the page's
+
+    @property
+    def sets_encoder(self) -> bool:
+        """Whether the benchmark sets the sender up over the page's own settings."""
+        return any(
+            value is not None
+            for value in (
+                self.cap_kbps, self.scalability, self.hint, self.degradation, self.max_fps,
+                self.scale,
+            )
+        )  # fmt: skip
 
     @property
     def relayed(self) -> bool:
@@ -147,6 +172,12 @@ class Setup:
             parts.append(f"link {self.shape_kbps} kbit/s")
         if self.hint:
             parts.append(f"hint {self.hint}")
+        if self.degradation:
+            parts.append(self.degradation)
+        if self.max_fps:
+            parts.append(f"max {self.max_fps} fps")
+        if self.scale:
+            parts.append(f"scale 1/{self.scale:g}")
         return ", ".join(parts)
 
 
@@ -166,7 +197,7 @@ def share(browser: Browser, base: str, setup: Setup) -> tuple[Page, str]:
 
 
 # The benchmark's encoder settings, on top of the page's own.
-SET_ENCODER = """async ({kbps, mode, hint}) => {
+SET_ENCODER = """async ({kbps, mode, hint, degradation, maxFps, scale}) => {
   for (const pc of window.peerConnections) {
     for (const sender of pc.getSenders()) {
       if (!sender.track || sender.track.kind !== "video") continue;
@@ -175,7 +206,10 @@ SET_ENCODER = """async ({kbps, mode, hint}) => {
       for (const encoding of parameters.encodings) {
         if (kbps) encoding.maxBitrate = kbps * 1000;
         if (mode) encoding.scalabilityMode = mode;
+        if (maxFps) encoding.maxFramerate = maxFps;
+        if (scale) encoding.scaleResolutionDownBy = scale;
       }
+      if (degradation) parameters.degradationPreference = degradation;
       await sender.setParameters(parameters);
     }
   }
@@ -195,11 +229,15 @@ def measure(browser: Browser, base: str, setup: Setup, seconds: float) -> dict[s
     viewer.wait_for_function(
         "document.getElementById('remote-video').videoWidth > 0", timeout=30_000
     )
-    if setup.cap_kbps or setup.scalability or setup.hint:  # after the page's own, on connect
+    if setup.sets_encoder:  # after the page's own, on connect
         viewer.wait_for_timeout(500)
         host.evaluate(
-            SET_ENCODER, {"kbps": setup.cap_kbps, "mode": setup.scalability, "hint": setup.hint}
-        )
+            SET_ENCODER,
+            {
+                "kbps": setup.cap_kbps, "mode": setup.scalability, "hint": setup.hint,
+                "degradation": setup.degradation, "maxFps": setup.max_fps, "scale": setup.scale,
+            },
+        )  # fmt: skip
     # Settle: the first seconds of a connection ramp its bitrate up.
     viewer.wait_for_timeout(2000)
     viewer.evaluate(
@@ -288,6 +326,7 @@ def measure(browser: Browser, base: str, setup: Setup, seconds: float) -> dict[s
         "kbps": round(8 * delta(sender, sender_before, "bytes") / elapsed / 1000),
         "size": f"{sender.get('width')}x{sender.get('height')}",
         "limited_by": sender.get("limitation"),
+        "sender_settings": sender.get("settings"),
         "send_estimate_kbps": round(sender["estimate"] / 1000) if sender.get("estimate") else None,
     }
 
@@ -307,6 +346,13 @@ def main() -> int:
     parser.add_argument(
         "--hints", default="", help="contentHint to set on the track, e.g. detail,text"
     )
+    parser.add_argument(
+        "--degradations",
+        default="",
+        help="degradationPreference to set, e.g. maintain-resolution,balanced",
+    )
+    parser.add_argument("--framerates", default="", help="maxFramerate to set, e.g. 15,30")
+    parser.add_argument("--scales", default="", help="scaleResolutionDownBy to set, e.g. 1,1.5")
     parser.add_argument("--text", default="still", help="still,scroll")
     parser.add_argument(
         "--paths",
@@ -337,9 +383,17 @@ def main() -> int:
         }
     except ValueError as error:
         parser.error(str(error))
+    try:
+        framerates = [int(f) for f in names(args.framerates)]
+        scales = [float(f) for f in names(args.scales)]
+    except ValueError as error:
+        parser.error(f"--framerates and --scales take numbers: {error}")
     setups = [
-        Setup(codec, preset, cap, mode, text, path, shape, hint)
+        Setup(codec, preset, cap, mode, text, path, shape, hint, degradation, fps, scale)
         for preset in names(args.presets)
+        for degradation in list[str | None](names(args.degradations)) or [None]
+        for fps in list[int | None](framerates) or [None]
+        for scale in list[float | None](scales) or [None]
         for cap in [int(c) or None for c in names(args.caps)] or [None]
         for mode in [None if m == "none" else m for m in names(args.scalability)] or [None]
         for hint in list[str | None](names(args.hints)) or [None]
