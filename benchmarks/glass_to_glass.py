@@ -8,10 +8,11 @@ video renders (requestVideoFrameCallback, drawn to a canvas); both pages run on 
 machine's clock. Every combination of the lists given is measured, ``--repeats`` times,
 alternated: codecs (the host's connections are told to prefer one: setCodecPreferences),
 the page's presets (detail, motion), scalability modes (``L1T3``: set on the sender),
-bitrate caps (the sender's maxBitrate), still or scrolling text, the network path
-(direct; or both peers relayed through coturn behind a UDP hop that drops and delays:
-benchmarks/impairment.py) and a bandwidth cap on loopback (tbf; the script runs in
-scripts/netns). Reported: p50/p95/p99/max latency, frames a second, freezes (gaps between
+bitrate caps (the sender's maxBitrate), degradation preference, frame rate cap and
+resolution scale (set on the sender over the page's own), still or scrolling text, the
+network path (direct; or both peers relayed through coturn behind a UDP hop that drops
+and delays: benchmarks/impairment.py) and a bandwidth cap on loopback (tbf; the script
+runs in scripts/netns). Reported: p50/p95/p99/max latency, frames a second, freezes (gaps between
 rendered frames over 200 and 500 ms), small-text SSIM and PSNR against the source, and
 where the time goes from getStats: encode, the sender's pacing, network (half the round
 trip), jitter buffer, decode, and what remains (capture, render).
