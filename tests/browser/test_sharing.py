@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from ..support.processes import ServerProcess
 from .pages import (
@@ -121,6 +122,49 @@ def test_a_viewer_leaves_and_another_joins_without_disturbing_the_rest(
     expect_frames_flowing(late)
     expect(host.locator("#viewer-list li[data-state='connected']")).to_have_count(2)
     expect_frames_flowing(staying)
+
+
+def test_a_viewer_who_leaves_while_joining_does_not_stay_in_the_room(
+    memory_server: ServerProcess, new_page: NewPage
+) -> None:
+    base = memory_server.base_url
+    host = new_page()
+    code = start_sharing(host, base)
+    viewer = new_page()
+    track_peer_connections(viewer)
+    held: list[Route] = []
+
+    def hold_the_join(route: Route) -> None:
+        if route.request.method == "POST":
+            held.append(route)  # answered below, once the viewer has left
+        else:
+            route.continue_()
+
+    viewer.route("**/api/rooms/*/viewers", hold_the_join)
+    watch(viewer, base, code)
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        viewer.wait_for_timeout(20)  # lets Playwright run the route handler
+    assert held, "the page never called join"
+
+    viewer.get_by_role("button", name="Leave").click()
+    expect(viewer.locator("#viewer-message-title")).to_have_text("You left the room.")
+    with viewer.expect_response(lambda r: r.request.method == "POST") as joined:
+        held[0].continue_()
+    assert joined.value.ok  # the server did add this viewer...
+
+    # ...and the page takes it back out at once, rather than connecting unseen.
+    deadline = time.monotonic() + 5
+    viewers = -1
+    while time.monotonic() < deadline:
+        viewers = httpx.get(f"{base}/api/rooms/{code}").json()["viewerCount"]
+        if viewers == 0:
+            break
+        viewer.wait_for_timeout(50)
+    assert viewers == 0
+    expect(host.locator("#viewer-count")).to_have_text("0")
+    assert peer_connection_count(viewer) == 0
+    expect(viewer.locator("#viewer-message-title")).to_have_text("You left the room.")
 
 
 def test_sharing_through_redis_with_a_long_polling_viewer(

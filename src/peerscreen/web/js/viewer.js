@@ -79,6 +79,15 @@ export class ViewerSession extends EventTarget {
       }
       return;
     }
+    if (this.closed) {
+      // Left while the join call was under way: leave the room it joined too, rather
+      // than watch unseen (and count in the host's list) until the server times it out.
+      await api(`/api/rooms/${encodeURIComponent(joined.roomId)}/viewers/${encodeURIComponent(joined.viewerId)}`, {
+        method: "DELETE",
+        token: joined.viewerToken,
+      }).catch(() => undefined);
+      return;
+    }
     this.roomId = joined.roomId;
     this.viewerId = joined.viewerId;
     this.setStatus("connecting", "Waiting for the host...");
