@@ -389,6 +389,8 @@ def main() -> int:
         scales = [float(f) for f in names(args.scales)]
     except ValueError as error:
         parser.error(f"--framerates and --scales take numbers: {error}")
+    if not all(1 <= f <= 60 for f in framerates) or not all(1 <= k <= 16 for k in scales):
+        parser.error("--framerates take 1-60 frames a second, --scales 1-16")
     setups = [
         Setup(codec, preset, cap, mode, text, path, shape, hint, degradation, fps, scale)
         for preset in names(args.presets)
