@@ -280,7 +280,7 @@ export class HostSession extends EventTarget {
    * for the current quality before its first frame.
    * @param {SignalingClient} client @param {string} to
    * @param {(state: RTCPeerConnectionState) => void} onState  while the link is current
-   * @param {() => boolean} isCurrent
+   * @param {(link: PeerLink) => boolean} isCurrent  whether ``link`` is still the one in use
    */
   sendingLink(client, to, onState, isCurrent) {
     const link = new PeerLink({
@@ -290,7 +290,7 @@ export class HostSession extends EventTarget {
       editRemote: startFast,
     });
     link.addEventListener("state", (event) => {
-      if (!isCurrent()) return;
+      if (!isCurrent(link)) return;
       const state = /** @type {CustomEvent} */ (event).detail;
       onState(state);
       if (state === "connected") void this.applyQuality(link);
@@ -312,15 +312,12 @@ export class HostSession extends EventTarget {
   connectViewer(entry) {
     if (!this.client) return;
     entry.state = "joining";
-    /** @type {PeerLink | null} */
-    let link = null;
-    link = this.sendingLink(
+    entry.link = this.sendingLink(
       this.client,
       entry.id,
       (state) => (entry.state = state),
-      () => entry.link === link,
+      (link) => entry.link === link,
     );
-    entry.link = link;
   }
 
   /**
@@ -332,15 +329,12 @@ export class HostSession extends EventTarget {
     this.path = "broadcast";
     this.publisher?.close();
     this.publisherState = "new";
-    /** @type {PeerLink | null} */
-    let link = null;
-    link = this.sendingLink(
+    this.publisher = this.sendingLink(
       this.client,
       "sfu",
       (state) => (this.publisherState = state),
-      () => this.publisher === link,
+      (link) => this.publisher === link,
     );
-    this.publisher = link;
     this.emitViewers();
   }
 
