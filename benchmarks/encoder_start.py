@@ -18,7 +18,7 @@ import json
 import statistics
 from typing import Any
 
-from join_latency import FIRST_FRAME, open_until_rendered
+from join_latency import FIRST_FRAME, rendered_page
 from playwright.sync_api import Browser
 
 # Marks in the trace (performance.mark, category blink.user_timing) for each page's
@@ -50,16 +50,12 @@ SET_UP_MIN_MS = 10.0  # a cadence adapter task this long with no encode in it
 def traced_open(browser: Browser, link: str) -> list[dict[str, Any]]:
     """Open ``link`` in a fresh context while Chromium traces, until the first frame
     renders; the trace's events."""
-    context = browser.new_context(bypass_csp=True)
-    for script in (FIRST_FRAME, CONNECTION_MARKS):
-        context.add_init_script(script)
-    page = context.new_page()
-    browser.start_tracing(page=page, categories=CATEGORIES)
+    browser.start_tracing(categories=CATEGORIES)
     try:
-        open_until_rendered(page, link)
+        with rendered_page(browser, link, FIRST_FRAME, CONNECTION_MARKS):
+            pass
     finally:
         data = json.loads(browser.stop_tracing())
-        context.close()
     events: list[dict[str, Any]] = data["traceEvents"] if isinstance(data, dict) else data
     return events
 

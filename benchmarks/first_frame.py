@@ -31,13 +31,12 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from encoder_start import CONNECTION_MARKS, encoder_start, medians, traced_open
-from join_latency import ARGS, RENDERED, free_port, host_room, open_until_rendered, start_server
+from join_latency import ARGS, RENDERED, free_port, host_room, rendered_page, start_server
 from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,14 +110,9 @@ PHASES = (
 
 
 def open_link(browser: Browser, link: str) -> dict[str, float]:
-    context = browser.new_context(bypass_csp=True)
-    context.add_init_script(VIEWER_MARKS)
-    page = context.new_page()
-    started = time.time() * 1000
-    open_until_rendered(page, link)
-    rendered_at = float(page.evaluate("window.firstFrameAt"))
-    marks: dict[str, float] = page.evaluate("window.firstFrameMarks")
-    context.close()
+    with rendered_page(browser, link, VIEWER_MARKS) as (page, started):
+        rendered_at = float(page.evaluate("window.firstFrameAt"))
+        marks: dict[str, float] = page.evaluate("window.firstFrameMarks")
     result = {"total": rendered_at - started, "in page": marks["rendered"]}
     for name, start, end in PHASES:
         if end in marks and (start is None or start in marks):

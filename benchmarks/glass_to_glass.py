@@ -12,10 +12,10 @@ bitrate caps (the sender's maxBitrate), degradation preference, frame rate cap a
 resolution scale (set on the sender over the page's own), still or scrolling text, the
 network path (direct; or both peers relayed through coturn behind a UDP hop that drops
 and delays: benchmarks/impairment.py) and a bandwidth cap on loopback (tbf; the script
-runs in scripts/netns). Reported: p50/p95/p99/max latency, frames a second, freezes (gaps between
-rendered frames over 200 and 500 ms), small-text SSIM and PSNR against the source, and
-where the time goes from getStats: encode, the sender's pacing, network (half the round
-trip), jitter buffer, decode, and what remains (capture, render).
+runs in scripts/netns). Reported: p50/p95/p99/max latency, frames a second, freezes
+(gaps between rendered frames over 200 and 500 ms), small-text SSIM and PSNR against the
+source, and where the time goes from getStats: encode, the sender's pacing, network (half
+the round trip), jitter buffer, decode, and what remains (capture, render).
 
     scripts/bench glass                                   # writes results/glass.json
     scripts/bench glass --codecs VP8 --paths "direct;loss=1,rtt=50" --shape 0,500
@@ -372,18 +372,17 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.repeats <= 10 or not 5 <= args.seconds <= 300:
         parser.error("--repeats 1-10, --seconds 5-300")
-    try:
-        paths = [
-            p if p in ("direct", "turn") else str(Impairment.parse(p))
-            for p in names(args.paths, ";")
-        ]
-        impairments = {
-            str(Impairment.parse(p)): Impairment.parse(p)
-            for p in names(args.paths, ";")
-            if p not in ("direct", "turn")
-        }
-    except ValueError as error:
-        parser.error(str(error))
+    impairments: dict[str, Impairment] = {}  # by the path name a Setup carries
+    paths: list[str] = []
+    for given in names(args.paths, ";"):
+        if given not in ("direct", "turn"):
+            try:
+                impairment = Impairment.parse(given)
+            except ValueError as error:
+                parser.error(str(error))
+            given = str(impairment)
+            impairments[given] = impairment
+        paths.append(given)
     try:
         framerates = [int(f) for f in names(args.framerates)]
         scales = [float(f) for f in names(args.scales)]
@@ -408,10 +407,11 @@ def main() -> int:
     if len(setups) * args.repeats * (args.seconds + 8) > 4 * 3600:
         parser.error(f"{len(setups) * args.repeats} runs would take over four hours")
     turn = proxy = None
+    relay_env: dict[str, str] = {}
     if any(setup.relayed for setup in setups):
-        turn, proxy = start_relay()
+        turn, proxy, relay_env = start_relay()
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, env={**os.environ, **relay_env})
     base = f"http://127.0.0.1:{port}"
     runs: list[dict[str, Any]] = []
     try:
@@ -497,9 +497,9 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def start_relay() -> tuple[LocalTurn, ImpairedUdpProxy]:
-    """coturn on loopback, the lossy hop in front of it, and the server pointed at the
-    hop (the server started next reads these from its environment)."""
+def start_relay() -> tuple[LocalTurn, ImpairedUdpProxy, dict[str, str]]:
+    """coturn on loopback, the lossy hop in front of it, and the environment that points
+    a server at the hop."""
     settings = Settings(
         host="127.0.0.1",
         turn_port=free_port(),
@@ -519,9 +519,11 @@ def start_relay() -> tuple[LocalTurn, ImpairedUdpProxy]:
                 raise
             time.sleep(0.1)
     proxy = ImpairedUdpProxy(("127.0.0.1", turn.port)).start()
-    os.environ["PEERSCREEN_TURN_URLS"] = f"turn:127.0.0.1:{proxy.port}?transport=udp"
-    os.environ["PEERSCREEN_TURN_SECRET"] = turn.secret
-    return turn, proxy
+    env = {
+        "PEERSCREEN_TURN_URLS": f"turn:127.0.0.1:{proxy.port}?transport=udp",
+        "PEERSCREEN_TURN_SECRET": turn.secret,
+    }
+    return turn, proxy, env
 
 
 if __name__ == "__main__":

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class ImpairedUdpProxy:
         self.forwarded = 0
         self.dropped = 0
         self._loop = asyncio.new_event_loop()
+        self._idle_task: asyncio.Task[None] | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     def start(self) -> ImpairedUdpProxy:
@@ -143,10 +145,10 @@ class ImpairedUdpProxy:
             lambda: upstream, remote_addr=self.target
         )
         for data in upstream.waiting:
-            self.forward(data, lambda data=data: transport.sendto(data))
+            self.forward(data, functools.partial(transport.sendto, data))
         upstream.waiting.clear()
 
-    def forward(self, data: bytes, send: object) -> None:
+    def forward(self, data: bytes, send: Callable[[], None]) -> None:
         """Drop, or send after the pass's delay (jitter may reorder, as on a real path)."""
         drop, delay, jitter = self.impairment.per_pass()
         if (drop and self.random.random() < drop) or self.pending >= MAX_PENDING:
@@ -155,13 +157,13 @@ class ImpairedUdpProxy:
         self.forwarded += 1
         wait = max(0.0, delay + (self.random.uniform(-jitter, jitter) if jitter else 0.0))
         if wait == 0:
-            send()  # type: ignore[operator]
+            send()
             return
         self.pending += 1
 
         def later() -> None:
             self.pending -= 1
-            send()  # type: ignore[operator]
+            send()
 
         self._loop.call_later(wait, later)
 
@@ -177,7 +179,8 @@ class ImpairedUdpProxy:
 
     def stop(self) -> None:
         def close() -> None:
-            self._idle_task.cancel()
+            if self._idle_task is not None:
+                self._idle_task.cancel()
             for upstream in self.upstreams.values():
                 if upstream.transport is not None:
                     upstream.transport.close()

@@ -20,6 +20,7 @@ bypass the page's Content-Security-Policy, which forbids the benchmark's own pro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,15 +136,31 @@ def wait_for(page: Page, expression: str, timeout_ms: int = 30_000) -> Any:
     return page.wait_for_function(expression, timeout=timeout_ms).json_value()
 
 
-def open_until_rendered(page: Page, link: str, timeout_ms: int = 30_000) -> None:
-    """Open ``link`` and return once the page logs RENDERED (its first frame rendered).
+@contextlib.contextmanager
+def rendered_page(
+    browser: Browser, link: str, *init_scripts: str, timeout_ms: int = 30_000
+) -> Iterator[tuple[Page, float]]:
+    """A page in a fresh context (``init_scripts`` installed, one of which logs RENDERED)
+    that opened ``link`` and rendered its first frame, with the wall-clock ms just before
+    it navigated; the context closes after.
 
-    The page says so rather than being polled: polling (``wait_for``) injects Playwright's
-    own script into a freshly opened page while it connects, which took the page's main
-    thread for about 50 ms here and counted in every figure.
+    The page says when it rendered rather than being polled: polling (``wait_for``)
+    injects Playwright's own script into a freshly opened page while it connects, which
+    took the page's main thread for about 50 ms here and counted in every figure.
     """
-    with page.expect_console_message(lambda message: message.text == RENDERED, timeout=timeout_ms):
-        page.goto(link, wait_until="commit")
+    context = browser.new_context(bypass_csp=True)
+    try:
+        for script in init_scripts:
+            context.add_init_script(script)
+        page = context.new_page()
+        started = time.time() * 1000
+        with page.expect_console_message(
+            lambda message: message.text == RENDERED, timeout=timeout_ms
+        ):
+            page.goto(link, wait_until="commit")
+        yield page, started
+    finally:
+        context.close()
 
 
 def peerscreen_joins(browser: Browser, base: str, joins: int) -> list[float]:

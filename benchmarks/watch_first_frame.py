@@ -35,7 +35,7 @@ from join_latency import (
     FIRST_FRAME,
     free_port,
     host_room,
-    open_until_rendered,
+    rendered_page,
     start_server,
     summary,
 )
@@ -67,14 +67,8 @@ def watch_once(link: str) -> tuple[float, float]:
 
 
 def browser_once(browser: Browser, link: str) -> float:
-    context = browser.new_context(bypass_csp=True)
-    context.add_init_script(FIRST_FRAME)
-    page = context.new_page()
-    started = time.time() * 1000
-    open_until_rendered(page, link)
-    first = float(page.evaluate("window.firstFrameAt"))
-    context.close()
-    return first - started
+    with rendered_page(browser, link, FIRST_FRAME) as (page, started):
+        return float(page.evaluate("window.firstFrameAt")) - started
 
 
 def main() -> int:

@@ -78,9 +78,10 @@
   /** The text area: x, y, width, height, in a 1280x720 frame; dark on light above,
    * light on dark below. */
   const TEXT_AREA = [16, 48, 640, 424];
+  const [TEXT_X, TEXT_Y, TEXT_W, TEXT_H] = TEXT_AREA;
   const TEXT_HALVES = {
-    darkOnLight: [16, 48, 640, 212],
-    lightOnDark: [16, 260, 640, 212],
+    darkOnLight: [TEXT_X, TEXT_Y, TEXT_W, TEXT_H / 2],
+    lightOnDark: [TEXT_X, TEXT_Y + TEXT_H / 2, TEXT_W, TEXT_H / 2],
   };
   const LINE = 14;
 
