@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, Page, Route, expect
 
-from ..support.processes import ServerProcess
+from ..support.processes import ServerProcess, wait_until
 from .pages import (
     VIDEO_SENDER,
     expect_frames_flowing,
@@ -154,14 +154,11 @@ def test_a_viewer_who_leaves_while_joining_does_not_stay_in_the_room(
     assert joined.value.ok  # the server did add this viewer...
 
     # ...and the page takes it back out at once, rather than connecting unseen.
-    deadline = time.monotonic() + 5
-    viewers = -1
-    while time.monotonic() < deadline:
-        viewers = httpx.get(f"{base}/api/rooms/{code}").json()["viewerCount"]
-        if viewers == 0:
-            break
-        viewer.wait_for_timeout(50)
-    assert viewers == 0
+    wait_until(
+        lambda: httpx.get(f"{base}/api/rooms/{code}").json()["viewerCount"] == 0,
+        5,
+        "the room without the viewer who left",
+    )
     expect(host.locator("#viewer-count")).to_have_text("0")
     assert peer_connection_count(viewer) == 0
     expect(viewer.locator("#viewer-message-title")).to_have_text("You left the room.")

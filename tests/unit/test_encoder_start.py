@@ -32,8 +32,7 @@ def task(name: str, pid: int, ms: float, dur_ms: float, **args: Any) -> dict[str
 
 
 def capture(ms: float, frame: int) -> dict[str, Any]:
-    event = task("WebRtcVideoSource::OnFrameCaptured", HOST, ms, 0, ts=frame)
-    return event
+    return task("WebRtcVideoSource::OnFrameCaptured", HOST, ms, 0, ts=frame)
 
 
 def trace() -> list[dict[str, Any]]:
